@@ -1,0 +1,116 @@
+"""The agent protocol: how a task becomes a command, and how its output becomes progress and metrics.
+
+An agent knows nothing about where it runs. A backend gives it an :class:`AgentContext` (the paths the
+command will see) and runs the :class:`Invocation` it returns; every line of output goes to the
+agent's :class:`OutputParser`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from ..models import AgentMetrics, Task, TaskStatus
+
+Stream = Literal["stdout", "stderr"]
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """Where the agent's command runs, as the command itself sees it."""
+
+    workspace: str
+    """Absolute path of the task's workspace (the command's working directory)."""
+    home: str
+    """Absolute path of a private, writable home directory for this task."""
+    runs_as_root: bool = False
+
+
+@dataclass(frozen=True)
+class SandboxFile:
+    """A file the backend writes into the sandbox before the command starts."""
+
+    path: str
+    """Absolute path inside the sandbox (usually under :attr:`AgentContext.home`)."""
+    content: bytes
+    mode: int = 0o600
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The command that runs one attempt of a task."""
+
+    argv: tuple[str, ...]
+    stdin: bytes = b""
+    env: Mapping[str, str] = field(default_factory=dict)
+    files: tuple[SandboxFile, ...] = ()
+    secrets: tuple[str, ...] = ()
+    """Values that must never appear in logs, events, metadata or exceptions."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Something the agent reported while running."""
+
+    message: str | None = None
+    """A short, human description (``"turn 3 · Edit src/app.py"``); ``None`` for raw events only."""
+    raw: Mapping[str, Any] | None = None
+    """The structured event as the agent emitted it, written to ``events.jsonl``."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """Structured progress fields (``turn``, ``tool``, ``text``, ``retry``...)."""
+    cost_usd: float | None = None
+    """Total cost so far, when the agent reports it (used by the run budget)."""
+
+
+@dataclass(frozen=True)
+class AgentOutcome:
+    """The agent's verdict on one attempt, from its exit code and output."""
+
+    status: TaskStatus
+    error: str | None = None
+    metrics: AgentMetrics = field(default_factory=AgentMetrics)
+    transient: bool = False
+    """True when the failure is worth retrying (rate limit, overload, connection error)."""
+
+
+class OutputParser(ABC):
+    """Reads one attempt's output, line by line, as it arrives."""
+
+    @abstractmethod
+    def feed(self, stream: Stream, line: str) -> Sequence[Progress]:
+        """Takes one line (without its newline) and returns what it reported, if anything."""
+
+    @abstractmethod
+    def finish(self, exit_code: int | None) -> AgentOutcome:
+        """Called once the command has exited (``exit_code`` is ``None`` if it was killed)."""
+
+
+class Agent(ABC):
+    """Turns a task into a command and reads its output. One file per agent; no engine changes."""
+
+    name: ClassVar[str]
+
+    def validate(self, *, on_host: bool) -> None:  # noqa: B027 - optional hook
+        """Raises a :class:`~parallelcc_sdk.errors.ValidationError` if this agent cannot run.
+
+        ``on_host`` is true when the command will run on this machine (so its executable must be
+        here). Called once per run, before anything starts.
+        """
+
+    @abstractmethod
+    def invocation(self, task: Task, context: AgentContext) -> Invocation:
+        """The command for one attempt of ``task``."""
+
+    @abstractmethod
+    def parser(self, task: Task) -> OutputParser:
+        """A fresh parser for one attempt of ``task``."""
+
+    def secrets(self) -> tuple[str, ...]:
+        """Secret values this agent knows about, redacted everywhere (see ``redaction``)."""
+        return ()
+
+    def describe(self) -> Mapping[str, Any]:
+        """The agent's configuration for ``run.json``; never includes secrets."""
+        return {"name": self.name}

@@ -1,0 +1,47 @@
+"""The SDK's exceptions: one root, a few precise subclasses.
+
+Failures of a single task are *data* (its ``status`` and ``error``), never exceptions. Exceptions are
+for input the SDK cannot start with and for misuse of the API.
+"""
+
+from __future__ import annotations
+
+
+class ParallelCCError(Exception):
+    """Root of every exception the SDK raises on purpose."""
+
+
+class ValidationError(ParallelCCError, ValueError):
+    """Bad input, found before any sandbox started or any money was spent."""
+
+
+class TaskFileError(ValidationError):
+    """A task file is missing, unreadable or malformed."""
+
+
+class RepositoryError(ValidationError):
+    """The ``repo`` argument is not a usable git repository."""
+
+
+class CredentialsError(ValidationError):
+    """The chosen agent or backend has no credentials to run with."""
+
+
+class AgentNotFoundError(ValidationError):
+    """The agent's executable cannot be found."""
+
+
+class BackendUnavailableError(ParallelCCError):
+    """The chosen backend cannot run on this machine (e.g. no working bubblewrap)."""
+
+
+class SnapshotError(ParallelCCError):
+    """Taking the run's snapshot of the repository failed."""
+
+
+class SyncCallInRunningLoopError(ParallelCCError, RuntimeError):
+    """A blocking call was made on the event loop thread that the run itself needs."""
+
+
+class RunNotFinishedError(ParallelCCError, TimeoutError):
+    """``handle.result(timeout=...)`` ran out of time before the run finished."""

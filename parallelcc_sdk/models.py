@@ -1,0 +1,133 @@
+"""Plain records shared by every layer: tasks, statuses and task results."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class TaskStatus(StrEnum):
+    """A task's state. The order is the order of the pandas category in ``result.df``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
+
+
+STATUS_ORDER: tuple[str, ...] = tuple(s.value for s in TaskStatus)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a prompt for the agent, run in its own sandbox.
+
+    ``id`` defaults to ``task-N`` (N = position in the input, from 1). ``timeout`` overrides the run's
+    ``task_timeout`` for this task; ``env`` adds environment variables for this task's agent.
+    """
+
+    prompt: str
+    id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def with_id(self, task_id: str) -> Task:
+        return dataclasses.replace(self, id=task_id)
+
+    @property
+    def task_id(self) -> str:
+        """The id, which is always set once tasks have been normalised by the loader."""
+        if self.id is None:
+            raise ValueError("this task has no id yet; ids are assigned when tasks are loaded")
+        return self.id
+
+
+@dataclass(frozen=True)
+class ChangeStats:
+    """What a task changed in its workspace, measured against the run's snapshot."""
+
+    files_changed: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+    paths: tuple[str, ...] = ()
+    deleted_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentMetrics:
+    """What the agent reported about its own work (all optional: a plain command reports nothing)."""
+
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    num_turns: int | None = None
+    session_id: str | None = None
+    final_text: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The outcome of one task. Immutable; the engine builds a new one at each state change."""
+
+    task_id: str
+    prompt: str
+    status: TaskStatus = TaskStatus.PENDING
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    files_changed: int | None = None
+    lines_added: int | None = None
+    lines_removed: int | None = None
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    num_turns: int | None = None
+    error: str | None = None
+    output_path: str | None = None
+    sandbox_id: str | None = None
+    attempts: int = 0
+    session_id: str | None = None
+    final_text: str | None = None
+    phase: str | None = None
+    last_output: str | None = None
+    changed_paths: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> TaskResult:
+        return dataclasses.replace(self, **changes)
+
+    def with_metrics(self, metrics: AgentMetrics) -> TaskResult:
+        return self.replace(
+            cost_usd=metrics.cost_usd,
+            input_tokens=metrics.input_tokens,
+            output_tokens=metrics.output_tokens,
+            cache_read_tokens=metrics.cache_read_tokens,
+            cache_creation_tokens=metrics.cache_creation_tokens,
+            num_turns=metrics.num_turns,
+            session_id=metrics.session_id,
+            final_text=metrics.final_text,
+        )
+
+    def with_changes(self, changes: ChangeStats) -> TaskResult:
+        return self.replace(
+            files_changed=changes.files_changed,
+            lines_added=changes.lines_added,
+            lines_removed=changes.lines_removed,
+            changed_paths=changes.paths,
+        )

@@ -1,0 +1,108 @@
+"""The run's snapshot: HEAD plus uncommitted changes, as a commit the user's repository never sees.
+
+The snapshot is built in a private bare repository whose object store *borrows* the user's objects
+(git alternates), with a private index. Nothing is written into the user's repository: no object, no
+ref, no index entry, no file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._git import GitError, git, git_sync
+from .errors import RepositoryError, SnapshotError
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A commit holding the repository as it was when the run started."""
+
+    repo: Path
+    """The user's repository (its top level)."""
+    git_dir: Path
+    """The private bare repository that holds the snapshot commit."""
+    commit: str
+    head: str | None
+    """The user's HEAD commit at snapshot time (``None`` in a repository with no commits)."""
+
+    @property
+    def object_dirs(self) -> tuple[Path, ...]:
+        """Object stores a workspace must borrow from to read the snapshot."""
+        return (self.git_dir / "objects", *_alternates(self.git_dir))
+
+
+def resolve_repo(repo: str | Path) -> Path:
+    """The top level of the git repository at ``repo``, or a :class:`RepositoryError`."""
+    path = Path(repo).expanduser()
+    if not path.exists():
+        raise RepositoryError(
+            f"repo {str(repo)!r} does not exist; pass the path of a git repository (repo='.')."
+        )
+    if not path.is_dir():
+        raise RepositoryError(f"repo {str(repo)!r} is a file; pass the folder of a git repository.")
+    try:
+        top = git_sync("rev-parse", "--show-toplevel", cwd=path).decode().strip()
+    except GitError:
+        raise RepositoryError(
+            f"repo {str(repo)!r} is not a git repository; run `git init` there or pass another path."
+        ) from None
+    if not top:
+        raise RepositoryError(
+            f"repo {str(repo)!r} is inside a .git folder; pass the repository's working tree."
+        )
+    return Path(top).resolve()
+
+
+async def take_snapshot(repo: Path, into: Path) -> Snapshot:
+    """Snapshots ``repo`` (a top level from :func:`resolve_repo`) into the new folder ``into``."""
+    try:
+        return await _take(repo, into)
+    except GitError as exc:
+        shutil.rmtree(into, ignore_errors=True)
+        raise SnapshotError(f"could not snapshot {repo}: {exc}") from exc
+
+
+async def _take(repo: Path, into: Path) -> Snapshot:
+    common = Path((await git("rev-parse", "--git-common-dir", cwd=repo)).decode().strip())
+    if not common.is_absolute():
+        common = (repo / common).resolve()
+    head_out = await git("rev-parse", "--verify", "--quiet", "HEAD^{commit}", cwd=repo, check=False)
+    head = head_out.decode().strip() or None
+
+    await git("init", "--quiet", "--bare", str(into))
+    (into / "objects" / "info" / "alternates").write_text(f"{common / 'objects'}\n")
+    # The user's own ignore rules must apply exactly as in their checkout.
+    exclude = common / "info" / "exclude"
+    if exclude.is_file():
+        shutil.copyfile(exclude, into / "info" / "exclude")
+
+    env = {"GIT_DIR": str(into), "GIT_WORK_TREE": str(repo), "GIT_INDEX_FILE": str(into / "index")}
+    # Starting from a copy of the user's index keeps its stat cache, so `git add` rehashes only the
+    # files that changed instead of every file in the repository. Copying only reads the index.
+    user_index = Path((await git("rev-parse", "--git-path", "index", cwd=repo)).decode().strip())
+    if not user_index.is_absolute():
+        user_index = repo / user_index
+    if user_index.is_file():
+        shutil.copyfile(user_index, into / "index")
+    elif head:
+        await git("read-tree", head, cwd=repo, env=env)
+    # core.autocrlf & co. from the user's config would rewrite content; snapshot bytes as they are.
+    await git("-c", "core.autocrlf=false", "-c", "core.safecrlf=false", "add", "--all", cwd=repo, env=env)
+    tree = (await git("write-tree", cwd=repo, env=env)).decode().strip()
+    parents = ["-p", head] if head else []
+    message = b"parallelcc snapshot\n"
+    commit = (
+        (await git("commit-tree", tree, *parents, cwd=repo, env=env, stdin=message)).decode().strip()
+    )
+    if not commit:
+        raise SnapshotError(f"could not snapshot {repo}: git commit-tree returned nothing")
+    return Snapshot(repo=repo, git_dir=into, commit=commit, head=head)
+
+
+def _alternates(git_dir: Path) -> list[Path]:
+    file = git_dir / "objects" / "info" / "alternates"
+    if not file.is_file():
+        return []
+    return [Path(line) for line in file.read_text().splitlines() if line.strip()]
