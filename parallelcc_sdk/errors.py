@@ -31,7 +31,7 @@ class AgentNotFoundError(ValidationError):
     """The agent's executable cannot be found."""
 
 
-class BackendUnavailableError(ParallelCCError):
+class BackendUnavailableError(ValidationError):
     """The chosen backend cannot run on this machine (e.g. no working bubblewrap)."""
 
 
