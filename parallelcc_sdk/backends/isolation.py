@@ -19,8 +19,9 @@ def bubblewrap_works() -> bool:
     if exe is None:
         return False
     with tempfile.TemporaryDirectory(prefix="parallelcc-bwrap-check-") as tmp:
-        probe = bubblewrap_argv(["/bin/sh", "-c", "touch ok"], writable=[Path(tmp)],
-                                readable=[], cwd=Path(tmp))
+        probe = bubblewrap_argv(
+            ["/bin/sh", "-c", "touch ok"], writable=[Path(tmp)], readable=[], cwd=Path(tmp)
+        )
         try:
             done = subprocess.run(probe, capture_output=True, timeout=15, check=False)
         except (OSError, subprocess.TimeoutExpired):
@@ -45,11 +46,17 @@ def bubblewrap_argv(
     """
     argv = [
         BWRAP,
-        "--ro-bind", "/", "/",
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--tmpfs", "/dev/shm",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/dev/shm",
     ]
     for path in readable:
         argv += ["--ro-bind", str(path), str(path)]

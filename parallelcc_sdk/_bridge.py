@@ -1,0 +1,86 @@
+"""Where a run's event loop lives, and how blocking calls wait for it.
+
+A run belongs to exactly one event loop. ``submit`` uses the caller's running loop when there is
+one (``await``-style code, a notebook cell), and otherwise a private *portal*: one daemon thread
+running one loop, started lazily. Blocking calls (``handle.result()``, ``pcc.run``) wait on the
+portal from any thread. Nothing here touches global asyncio state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class _Portal:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                ready = threading.Event()
+                loop = asyncio.new_event_loop()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=serve, name="parallelcc-loop", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def owns(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return loop is self._loop
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Schedules ``coro`` on the portal loop; returns a concurrent future for any thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop())  # type: ignore[return-value]
+
+
+portal = _Portal()
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running in this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+# Runs still going when the interpreter exits are cancelled and allowed to close their sandboxes,
+# instead of dying with the daemon thread and leaving processes behind.
+_live_runs: set[Any] = set()
+_live_lock = threading.Lock()
+_EXIT_GRACE_S = 30.0
+
+
+def register_run(handle: Any) -> None:
+    with _live_lock:
+        _live_runs.add(handle)
+
+
+def unregister_run(handle: Any) -> None:
+    with _live_lock:
+        _live_runs.discard(handle)
+
+
+@atexit.register
+def _cancel_live_runs() -> None:
+    with _live_lock:
+        handles = list(_live_runs)
+    for handle in handles:
+        handle.cancel()
+    for handle in handles:
+        handle._wait_closed(_EXIT_GRACE_S)

@@ -1,0 +1,286 @@
+"""ExecutionHandle: a live view of a run, to await, watch, cancel or block on from any thread."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Generator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _bridge
+from .errors import ParallelCCError, RunNotFinishedError, SyncCallInRunningLoopError
+from .events import Event, EventType
+from .models import STATUS_ORDER, TaskResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .engine import Engine
+    from .results import RunResult
+
+logger = logging.getLogger("parallelcc_sdk")
+
+Listener = Callable[[Event], Any]
+# After an interrupt, how long a blocking call waits for sandboxes to close before giving up.
+_CLOSE_GRACE_S = 30.0
+
+
+class ExecutionHandle:
+    """A run in progress. Returned at once by :func:`parallelcc_sdk.submit`.
+
+    ``await handle`` (or ``await handle.wait()``) gives the :class:`RunResult`; so does
+    ``handle.result()`` from blocking code. ``handle.df`` is a live snapshot, ``handle.cancel()``
+    stops the run (or one task), and listeners get every :class:`Event`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._history: list[Event] = []
+        self._outcome: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Future[RunResult] | None = None
+        self._state = "pending"
+        self._monotonic_start: float | None = None
+        self._monotonic_end: float | None = None
+
+    # -- starting (used by api.submit) --------------------------------------------------------
+
+    def _start(self, *, use_portal: bool) -> None:
+        loop = None if use_portal else _bridge.running_loop()
+        self._state = "running"
+        self._monotonic_start = time.monotonic()
+        _bridge.register_run(self)
+        if loop is not None:
+            self._loop = loop
+            self._task = loop.create_task(self._engine.run(), name=f"parallelcc-{self.run_id}")
+            self._task.add_done_callback(self._on_done)
+        else:
+            self._loop = _bridge.portal.loop()
+            future = _bridge.portal.submit(self._run_on_portal())
+            future.add_done_callback(self._on_done)
+
+    async def _run_on_portal(self) -> RunResult:
+        self._task = asyncio.ensure_future(self._engine.run())
+        return await self._task
+
+    def _on_done(self, future: Any) -> None:
+        self._monotonic_end = time.monotonic()
+        _bridge.unregister_run(self)
+        if future.cancelled():
+            self._state = "interrupted"
+            self._outcome.set_exception(ParallelCCError(f"run {self.run_id} was interrupted"))
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._state = "interrupted"
+            self._outcome.set_exception(exc)
+            return
+        result: RunResult = future.result()
+        self._state = "cancelled" if self._engine.stopping else "finished"
+        self._outcome.set_result(result)
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _dispatch(self, event: Event) -> None:
+        """Called by the engine, on the run's loop thread, for every event."""
+        if event.type is not EventType.TASK_OUTPUT:
+            self._history.append(event)
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken listener must never break the run
+                logger.exception("a parallelcc listener raised on %s; the run goes on", event.type)
+
+    def add_listener(self, callback: Listener) -> Callable[[], None]:
+        """Calls ``callback(event)`` for every event; returns a function that removes it.
+
+        Callbacks run on the run's event-loop thread and must be quick; exceptions are logged.
+        """
+        with self._lock:
+            self._listeners.append(callback)
+        return lambda: self.remove_listener(callback)
+
+    def remove_listener(self, callback: Listener) -> None:
+        with self._lock:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event of the run, from its start (output lines only from now), until it ends."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        def forward(event: Event) -> None:
+            if loop is self._loop:
+                queue.put_nowait(event)
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        # Registering and copying the history under one lock means no event is lost or doubled.
+        with self._lock:
+            backlog = list(self._history)
+            self._listeners.append(forward)
+        try:
+            for event in backlog:
+                yield event
+                if event.type is EventType.RUN_FINISHED:
+                    return
+            if self._outcome.done() and not any(e.type is EventType.RUN_FINISHED for e in backlog):
+                return
+            while True:
+                event = await queue.get()
+                yield event
+                if event.type is EventType.RUN_FINISHED:
+                    return
+        finally:
+            self.remove_listener(forward)
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        return self._engine.run_id
+
+    @property
+    def run_dir(self) -> Path:
+        return self._engine.run_dir
+
+    @property
+    def status(self) -> str:
+        """``running``, then ``finished``, ``cancelled`` (stopped early) or ``interrupted``."""
+        return self._state
+
+    def done(self) -> bool:
+        return self._outcome.done()
+
+    @property
+    def tasks(self) -> list[TaskResult]:
+        """The current record of every task, in input order."""
+        results = self._engine.results
+        return [results[t.task_id] for t in self._engine.tasks]
+
+    @property
+    def total(self) -> int:
+        return len(self._engine.tasks)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of tasks in each status (every status is present)."""
+        counts = dict.fromkeys(STATUS_ORDER, 0)
+        for record in self.tasks:
+            counts[record.status.value] += 1
+        return counts
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self._engine.started_at
+
+    @property
+    def elapsed_s(self) -> float:
+        if self._monotonic_start is None:
+            return 0.0
+        end = self._monotonic_end if self._monotonic_end is not None else time.monotonic()
+        return end - self._monotonic_start
+
+    @property
+    def cost_usd(self) -> float:
+        return self._engine.cost_usd
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """A snapshot DataFrame of the run now (same columns as ``result.df``)."""
+        from .results import build_dataframe
+
+        return build_dataframe(self.tasks)
+
+    # -- control ------------------------------------------------------------------------------
+
+    def cancel(self, task_id: str | None = None) -> None:
+        """Cancels one task, or the whole run. Safe from any thread; returns at once."""
+        if task_id is not None and task_id not in self._engine.results:
+            raise KeyError(f"no task {task_id!r} in run {self.run_id}")
+        if self.done() or self._loop is None:
+            return
+        if _bridge.running_loop() is self._loop:
+            self._engine.cancel(task_id)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._engine.cancel, task_id)
+            except RuntimeError:  # the loop has closed: nothing is running any more
+                pass
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    async def wait(self) -> RunResult:
+        """Waits for the end of the run. Cancelling the waiter does not cancel the run."""
+        if self._task is not None and _bridge.running_loop() is self._loop:
+            return await asyncio.shield(self._task)
+        return await asyncio.shield(asyncio.wrap_future(self._outcome))
+
+    def __await__(self) -> Generator[Any, None, RunResult]:
+        return self.wait().__await__()
+
+    def result(self, timeout: float | None = None) -> RunResult:
+        """Blocks until the run ends and returns its result; works in scripts and notebooks.
+
+        A KeyboardInterrupt (Ctrl-C, a notebook's "Interrupt") cancels the run, waits for its
+        sandboxes to close, and is re-raised.
+        """
+        if self._outcome.done():
+            return self._outcome.result()
+        loop = self._loop
+        if loop is not None and _bridge.running_loop() is loop:
+            return _wait_in_own_loop(self, timeout)
+        if loop is None or loop.is_closed():
+            raise ParallelCCError(
+                f"run {self.run_id} cannot finish: the event loop it was started on has closed; "
+                "await the handle inside that loop, or use pcc.run() from blocking code."
+            )
+        try:
+            return self._outcome.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise RunNotFinishedError(
+                f"run {self.run_id} did not finish within {timeout}s; call result() again, "
+                "or handle.cancel() to stop it."
+            ) from None
+        except KeyboardInterrupt:
+            self.cancel()
+            self._wait_closed(_CLOSE_GRACE_S)
+            raise
+
+    def _wait_closed(self, timeout: float) -> None:
+        """Waits (bounded) for the run to end after a cancel, e.g. at interpreter exit."""
+        if _bridge.running_loop() is self._loop:
+            return
+        try:
+            concurrent.futures.wait([self._outcome], timeout=timeout)
+        except KeyboardInterrupt:
+            pass
+
+    # -- display ------------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .views import mimebundle
+
+        return mimebundle(self, include=include, exclude=exclude)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts.items() if v)
+        return f"<ExecutionHandle {self.run_id} {self.status}: {counts}>"
+
+
+def _wait_in_own_loop(handle: ExecutionHandle, timeout: float | None) -> RunResult:
+    """``handle.result()`` called on the very thread whose running loop drives the run."""
+    raise SyncCallInRunningLoopError(
+        f"run {handle.run_id} runs on this thread's event loop, so blocking here would hang it; "
+        "use `await handle` instead, or start the run with pcc.run() for a blocking call."
+    )
