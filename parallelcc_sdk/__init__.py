@@ -82,5 +82,6 @@ __all__ = [
     "load_run",
     "load_tasks",
     "run",
+    "run_async",
     "submit",
 ]

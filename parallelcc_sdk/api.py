@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -85,10 +86,9 @@ async def run_async(tasks: Any, **options: Any) -> RunResult:
 
 
 async def _wait_quietly(handle: ExecutionHandle) -> None:
-    try:
+    # The run's own outcome no longer matters: the caller is unwinding.
+    with contextlib.suppress(BaseException):
         await handle.wait()
-    except BaseException:  # the run's own outcome no longer matters: we are unwinding
-        pass
 
 
 def _submit(
@@ -110,7 +110,7 @@ def _submit(
 ) -> ExecutionHandle:
     task_list = load_tasks(tasks)
     config = RunConfig(
-        repo=resolve_repo(repo),
+        repo=resolve_repo(os.fspath(repo)),
         backend=resolve_backend(backend),
         agent=resolve_agent(agent),
         max_concurrent=positive_int("max_concurrent", max_concurrent),

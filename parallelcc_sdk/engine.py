@@ -10,6 +10,7 @@ whichever await it is in: there is no gap between two steps through which it cou
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -167,7 +168,7 @@ class Engine:
             task = self._queue.popleft()
             job = asyncio.create_task(self._run_task(task, snapshot), name=task.task_id)
             self._running[task.task_id] = job
-            job.add_done_callback(lambda _, task_id=task.task_id: self._running.pop(task_id, None))
+            job.add_done_callback(functools.partial(self._forget_job, task.task_id))
             # The job can be cancelled on its own; waiting on it must not cancel the worker.
             await asyncio.wait([job])
             if job.cancelled():
@@ -175,6 +176,9 @@ class Engine:
                 self._finish_unstarted(task, self._cancel_reasons.get(task.task_id, "cancelled"))
             elif (exc := job.exception()) is not None:
                 raise exc
+
+    def _forget_job(self, task_id: str, _job: asyncio.Task[None]) -> None:
+        self._running.pop(task_id, None)
 
     def _stop(self, reason: str) -> None:
         """No new task starts; running ones are cancelled with ``reason``."""
@@ -206,8 +210,9 @@ class Engine:
         attempt = 0
         final: dict[str, Any] = {}
         with (
-            open(task_dir / LOG_FILE, "a", encoding="utf-8", buffering=1) as log,
-            open(task_dir / EVENTS_FILE, "a", encoding="utf-8", buffering=1) as events,
+            # Line-buffered local files: each write is a quick append, streamed to disk at once.
+            open(task_dir / LOG_FILE, "a", encoding="utf-8", buffering=1) as log,  # noqa: ASYNC230
+            open(task_dir / EVENTS_FILE, "a", encoding="utf-8", buffering=1) as events,  # noqa: ASYNC230
         ):
             while True:
                 attempt += 1
@@ -411,7 +416,8 @@ class Engine:
 
     def _backoff(self, attempt: int) -> float:
         base = self.config.retry_backoff_s * (2 ** (attempt - 1))
-        return base * random.uniform(0.5, 1.0)  # full jitter keeps retries from moving in step
+        # Jitter keeps the retries of tasks that failed together from moving in step.
+        return float(base * random.uniform(0.5, 1.0))
 
     # -- records and events -------------------------------------------------------------------
 

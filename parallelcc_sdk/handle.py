@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -213,10 +214,9 @@ class ExecutionHandle:
         if _bridge.running_loop() is self._loop:
             self._engine.cancel(task_id)
         else:
-            try:
+            # A closed loop raises RuntimeError: then nothing is running any more.
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._engine.cancel, task_id)
-            except RuntimeError:  # the loop has closed: nothing is running any more
-                pass
 
     # -- waiting ------------------------------------------------------------------------------
 
@@ -261,10 +261,8 @@ class ExecutionHandle:
         """Waits (bounded) for the run to end after a cancel, e.g. at interpreter exit."""
         if _bridge.running_loop() is self._loop:
             return
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             concurrent.futures.wait([self._outcome], timeout=timeout)
-        except KeyboardInterrupt:
-            pass
 
     # -- display ------------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ _MAX_ENV_PROMPT_BYTES = 128 * 1024 - len("PARALLELCC_PROMPT=") - 1
 class Command(Agent):
     """Runs ``command`` through ``/bin/sh -c`` in the task's workspace.
 
-    The task's prompt arrives byte for byte on stdin and in ``PARALLELCC_PROMPT`` (when it fits in an
-    environment variable, 128 KiB); the task id in ``PARALLELCC_TASK_ID``. The prompt is never
-    interpolated into the command line. Exit code 0 means completed.
+    The task's prompt arrives byte for byte on stdin and in ``PARALLELCC_PROMPT`` (when it fits
+    in an environment variable, 128 KiB); the task id in ``PARALLELCC_TASK_ID``. The prompt is
+    never interpolated into the command line. Exit code 0 means completed.
     """
 
     name = "command"

@@ -60,10 +60,8 @@ async def terminate_group(proc: asyncio.subprocess.Process) -> None:
     """SIGTERM to the process group, SIGKILL after a grace period; waits for the process."""
     if proc.returncode is None:
         _signal_group(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.shield(asyncio.wait_for(proc.wait(), _KILL_GRACE_S))
-        except (TimeoutError, asyncio.CancelledError):
-            pass
     # Children may outlive the leader; the group is killed whether or not the leader is gone.
     _signal_group(proc.pid, signal.SIGKILL)
     if proc.returncode is None:

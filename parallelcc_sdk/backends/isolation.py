@@ -14,7 +14,7 @@ BWRAP = "bwrap"
 
 @functools.cache
 def bubblewrap_works() -> bool:
-    """True when ``bwrap`` is installed *and* can create a sandbox here (containers may forbid it)."""
+    """True when ``bwrap`` is installed *and* can create a sandbox here (a container may not)."""
     exe = shutil.which(BWRAP)
     if exe is None:
         return False

@@ -151,7 +151,7 @@ class LocalSandbox(Sandbox):
         for file in invocation.files:
             path = Path(file.path)
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Created with its final mode, so a credential is never readable by others, even briefly.
+            # Created with its final mode: a credential is never readable by others, even briefly.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file.mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(file.content)
