@@ -1,0 +1,408 @@
+"""Run results as data: the DataFrame schema, the run summary, and loading a run back from disk.
+
+pandas is imported lazily (inside functions and through the module ``__getattr__``) so that
+``import parallelcc_sdk`` stays light; ``STATUS_DTYPE`` and ``SCHEMA`` are built on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ValidationError
+from .models import STATUS_ORDER, TaskResult, TaskStatus
+from .outputs import parse_datetime, task_result_from_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    STATUS_DTYPE: pd.CategoricalDtype
+    SCHEMA: dict[str, Any]
+
+__all__ = [
+    "COLUMNS",
+    "SCHEMA",
+    "STATUS_DTYPE",
+    "RunResult",
+    "RunSummary",
+    "build_dataframe",
+    "load_run",
+]
+
+# Column name -> dtype name, except ``status`` whose category dtype needs pandas to exist.
+_DTYPE_NAMES: dict[str, str] = {
+    "task_id": "string",
+    "prompt": "string",
+    "status": "category",
+    "exit_code": "Int64",
+    "started_at": "datetime64[us, UTC]",
+    "finished_at": "datetime64[us, UTC]",
+    "duration_s": "float64",
+    "files_changed": "Int64",
+    "lines_added": "Int64",
+    "lines_removed": "Int64",
+    "cost_usd": "float64",
+    "input_tokens": "Int64",
+    "output_tokens": "Int64",
+    "num_turns": "Int64",
+    "error": "string",
+    "output_path": "string",
+    "sandbox_id": "string",
+    "attempts": "Int64",
+    "cache_read_tokens": "Int64",
+    "cache_creation_tokens": "Int64",
+    "session_id": "string",
+    "phase": "string",
+}
+
+COLUMNS: list[str] = list(_DTYPE_NAMES)
+
+_REPORT_FILE = "summary-report.md"
+_SUMMARY_FILE = "summary.json"
+_JOURNAL_FILE = "run.json"
+_METADATA_FILE = "metadata.json"
+_HTML_MAX_ROWS = 20
+
+
+@functools.cache
+def _status_dtype() -> pd.CategoricalDtype:
+    import pandas as pd
+
+    return pd.CategoricalDtype(list(STATUS_ORDER))
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    status = _status_dtype()
+    return {col: status if col == "status" else name for col, name in _DTYPE_NAMES.items()}
+
+
+def __getattr__(name: str) -> Any:
+    # Module-level constants that need pandas are built on first access (PEP 562).
+    if name == "STATUS_DTYPE":
+        return _status_dtype()
+    if name == "SCHEMA":
+        return dict(_schema())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# DataFrame
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # Naive datetimes are taken as UTC; mixing offsets in one column would defeat the cast.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _standard_row(result: TaskResult) -> list[Any]:
+    row: list[Any] = []
+    for column in COLUMNS:
+        value = getattr(result, column)
+        if column in ("started_at", "finished_at"):
+            value = _utc(value)
+        elif column == "status":
+            value = TaskStatus(value).value
+        row.append(value)
+    return row
+
+
+def _metadata_columns(results: Sequence[TaskResult]) -> dict[str, str]:
+    """Metadata key -> column name, union over tasks in first-seen order."""
+    taken = set(COLUMNS)
+    columns: dict[str, str] = {}
+    for result in results:
+        for key in result.metadata:
+            key_str = str(key)
+            if key_str in columns:
+                continue
+            name = key_str
+            while name in taken:
+                name = f"meta_{name}"
+            taken.add(name)
+            columns[key_str] = name
+    return columns
+
+
+def build_dataframe(results: Sequence[TaskResult]) -> pd.DataFrame:
+    """One row per task in input order: the standard columns, then one column per metadata key.
+
+    A metadata key that clashes with a standard column is renamed ``meta_<key>``. The standard
+    columns always have the dtypes of ``SCHEMA``, also for an empty run.
+    """
+    import pandas as pd
+
+    meta_columns = _metadata_columns(results)
+    records = []
+    for result in results:
+        metadata = {str(k): v for k, v in result.metadata.items()}
+        extra = [metadata.get(key) for key in meta_columns]
+        records.append(_standard_row(result) + extra)
+    frame = pd.DataFrame.from_records(records, columns=COLUMNS + list(meta_columns.values()))
+    return frame.astype(_schema())
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+
+def _count(results: Iterable[TaskResult], status: TaskStatus) -> int:
+    return sum(1 for r in results if r.status == status)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Totals of one run.
+
+    The counts are disjoint: ``failure_count`` counts ``failed`` tasks only, ``timed_out_count``
+    the tasks that ran out of time. ``sequential_duration_s`` adds up the tasks that ran (those
+    with a duration), so tasks cancelled before they started do not inflate ``time_saved_s``.
+    """
+
+    run_id: str
+    total_tasks: int
+    success_count: int
+    failure_count: int
+    cancelled_count: int
+    timed_out_count: int
+    total_duration_s: float
+    sequential_duration_s: float
+    time_saved_s: float
+    total_files_changed: int
+    total_cost_usd: float
+
+    @classmethod
+    def from_results(
+        cls, run_id: str, results: Sequence[TaskResult], total_duration_s: float
+    ) -> RunSummary:
+        sequential = float(sum(r.duration_s for r in results if r.duration_s is not None))
+        total = float(total_duration_s)
+        return cls(
+            run_id=run_id,
+            total_tasks=len(results),
+            success_count=_count(results, TaskStatus.COMPLETED),
+            failure_count=_count(results, TaskStatus.FAILED),
+            cancelled_count=_count(results, TaskStatus.CANCELLED),
+            timed_out_count=_count(results, TaskStatus.TIMED_OUT),
+            total_duration_s=total,
+            sequential_duration_s=sequential,
+            time_saved_s=max(0.0, sequential - total),
+            total_files_changed=sum(r.files_changed or 0 for r in results),
+            total_cost_usd=float(sum(r.cost_usd or 0.0 for r in results)),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
+        """The inverse of ``to_dict``; keys it does not know are ignored."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise ValidationError(f"the run summary is missing the fields {', '.join(missing)}")
+        return cls(**{name: data[name] for name in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run result
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished (or interrupted) run: its task results in input order and its summary."""
+
+    run_id: str
+    run_dir: Path
+    tasks: tuple[TaskResult, ...]
+    summary: RunSummary
+
+    @property
+    def success(self) -> bool:
+        """True only if the run had tasks and every one of them completed."""
+        return bool(self.tasks) and all(t.status == TaskStatus.COMPLETED for t in self.tasks)
+
+    @functools.cached_property
+    def _frame(self) -> pd.DataFrame:
+        return build_dataframe(self.tasks)
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """One row per task (see ``COLUMNS``); each access returns a fresh copy to edit freely."""
+        return self._frame.copy()
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / _REPORT_FILE
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of tasks in each status, every status listed."""
+        counts = dict.fromkeys(STATUS_ORDER, 0)
+        for task in self.tasks:
+            counts[TaskStatus(task.status).value] += 1
+        return counts
+
+    def __getitem__(self, task_id: str) -> TaskResult:
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return task
+        raise KeyError(f"run {self.run_id} has no task {task_id!r}")
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{status}={n}" for status, n in self.counts.items() if n)
+        return f"RunResult(run_id={self.run_id!r}, tasks={len(self.tasks)}, {counts or 'empty'})"
+
+    def _repr_html_(self) -> str:
+        return _render_html(self)
+
+
+def _html_counts(result: RunResult) -> str:
+    parts = [f"{html.escape(status)}: <b>{n}</b>" for status, n in result.counts.items() if n]
+    return " &middot; ".join(parts) or "no tasks"
+
+
+def _html_task_row(task: TaskResult) -> str:
+    from .report import format_cost, format_duration, one_line
+
+    cells = [
+        task.task_id,
+        TaskStatus(task.status).value,
+        format_duration(task.duration_s),
+        "—" if task.files_changed is None else str(task.files_changed),
+        format_cost(task.cost_usd),
+        one_line(task.prompt, 60),
+    ]
+    return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+
+
+def _render_html(result: RunResult) -> str:
+    from .report import format_cost, format_duration
+
+    summary = result.summary
+    heading = "".join(
+        f"<th>{name}</th>" for name in ("task", "status", "duration", "files", "cost", "prompt")
+    )
+    rows = "".join(_html_task_row(t) for t in result.tasks[:_HTML_MAX_ROWS])
+    hidden = len(result.tasks) - _HTML_MAX_ROWS
+    more = f"<p>… and {hidden} more tasks (see <code>.df</code>)</p>" if hidden > 0 else ""
+    return (
+        f"<div><p><b>Run {html.escape(result.run_id)}</b> — {len(result.tasks)} tasks: "
+        f"{_html_counts(result)}</p>"
+        f"<p>wall clock {html.escape(format_duration(summary.total_duration_s))}, "
+        f"sequential {html.escape(format_duration(summary.sequential_duration_s))}, "
+        f"saved {html.escape(format_duration(summary.time_saved_s))}; "
+        f"files changed {summary.total_files_changed}; "
+        f"cost {html.escape(format_cost(summary.total_cost_usd))}</p>"
+        f"<table><thead><tr>{heading}</tr></thead><tbody>{rows}</tbody></table>{more}</div>"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading from disk
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValidationError(
+            f"cannot read {path.name} in the run folder {path.parent}: {exc}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path.name} in the run folder {path.parent} is not a JSON object")
+    return data
+
+
+def _task_records(data: Mapping[str, Any], source: Path) -> list[dict[str, Any]]:
+    records = data.get("tasks")
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ValidationError(f"{source.name} in {source.parent} has no valid 'tasks' list")
+    return records
+
+
+def _parse_tasks(records: Iterable[Mapping[str, Any]], source: Path) -> list[TaskResult]:
+    try:
+        return [task_result_from_json(record) for record in records]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"{source.name} in {source.parent} holds a bad task record: {exc}"
+        ) from exc
+
+
+def _load_finished(run_dir: Path) -> RunResult:
+    path = run_dir / _SUMMARY_FILE
+    data = _read_json(path)
+    tasks = _parse_tasks(_task_records(data, path), path)
+    summary_data = data.get("summary")
+    if not isinstance(summary_data, dict):
+        raise ValidationError(f"{path.name} in {run_dir} has no 'summary' object")
+    summary = RunSummary.from_dict(summary_data)
+    return RunResult(summary.run_id, run_dir, tuple(tasks), summary)
+
+
+def _latest_record(run_dir: Path, record: Mapping[str, Any]) -> Mapping[str, Any]:
+    # metadata.json is written when a task ends and holds its complete record, while the
+    # journal may have missed the last update of an interrupted run. A missing or unreadable
+    # metadata.json leaves the journal's record, which is still the best there is.
+    task_id = record.get("task_id")
+    if not isinstance(task_id, str) or not task_id or "/" in task_id or task_id in (".", ".."):
+        return record
+    try:
+        metadata = json.loads((run_dir / task_id / _METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return record
+    if isinstance(metadata, dict) and metadata.get("task_id") == task_id:
+        return metadata
+    return record
+
+
+def _journal_duration(journal: Mapping[str, Any], tasks: Sequence[TaskResult]) -> float:
+    start = parse_datetime(journal.get("created_at"))
+    end = parse_datetime(journal.get("finished_at") or journal.get("updated_at"))
+    if end is None:
+        end = max((t.finished_at for t in tasks if t.finished_at is not None), default=None)
+    if start is None or end is None:
+        return 0.0
+    return max(0.0, (end - start).total_seconds())
+
+
+def _load_journal(run_dir: Path) -> RunResult:
+    path = run_dir / _JOURNAL_FILE
+    journal = _read_json(path)
+    records = [_latest_record(run_dir, r) for r in _task_records(journal, path)]
+    tasks = _parse_tasks(records, path)
+    run_id = str(journal.get("run_id") or run_dir.name)
+    summary = RunSummary.from_results(run_id, tasks, _journal_duration(journal, tasks))
+    return RunResult(run_id, run_dir, tuple(tasks), summary)
+
+
+def load_run(run_dir: str | Path) -> RunResult:
+    """Rebuild a ``RunResult`` from a run folder, using nothing but the files in it.
+
+    A finished run is read from ``summary.json``; a run that stopped before writing it (killed,
+    interrupted) from its ``run.json`` journal and the ``metadata.json`` of each task. Tasks keep
+    the status they last recorded.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ValidationError(f"run folder {path} does not exist or is not a folder")
+    if (path / _SUMMARY_FILE).is_file():
+        return _load_finished(path)
+    if (path / _JOURNAL_FILE).is_file():
+        return _load_journal(path)
+    raise ValidationError(
+        f"{path} is not a run folder: it has neither {_SUMMARY_FILE} nor {_JOURNAL_FILE}; "
+        "pass the folder of one run, e.g. <output_dir>/<run_id>"
+    )

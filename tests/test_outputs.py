@@ -1,0 +1,349 @@
+"""The on-disk layout: run folders, JSON records, the journal, and loading runs back."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from parallelcc_sdk import outputs
+from parallelcc_sdk.models import TaskResult, TaskStatus
+from parallelcc_sdk.outputs import (
+    RunJournal,
+    create_run_dir,
+    new_run_id,
+    task_result_from_json,
+    task_result_to_json,
+    to_jsonable,
+    write_run_outputs,
+    write_task_metadata,
+)
+from parallelcc_sdk.results import RunResult, RunSummary, build_dataframe, load_run
+
+T0 = datetime(2026, 11, 27, 8, 15, 2, 123456, tzinfo=UTC)
+
+
+def full_result(task_id: str = "task-1", **changes: object) -> TaskResult:
+    result = TaskResult(
+        task_id=task_id,
+        prompt="Fix the | pipe\nand the newline",
+        status=TaskStatus.COMPLETED,
+        exit_code=0,
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=12.5),
+        duration_s=12.5,
+        files_changed=2,
+        lines_added=10,
+        lines_removed=3,
+        cost_usd=0.0123,
+        input_tokens=1000,
+        output_tokens=200,
+        cache_read_tokens=50,
+        cache_creation_tokens=5,
+        num_turns=4,
+        error=None,
+        output_path=f"/runs/r/{task_id}",
+        sandbox_id="sb-1",
+        attempts=2,
+        session_id="sess-1",
+        final_text="done",
+        phase=None,
+        last_output="last line",
+        changed_paths=("a.py", "dir/b.txt"),
+        metadata={"repo": "r1", "n": 3, "tags": ["x", "y"], "nested": {"k": None}},
+    )
+    return result.replace(**changes)
+
+
+def pending(task_id: str) -> TaskResult:
+    return TaskResult(task_id=task_id, prompt=f"prompt {task_id}")
+
+
+def finished_run(run_dir: Path, run_id: str, tasks: list[TaskResult]) -> RunResult:
+    summary = RunSummary.from_results(run_id, tasks, total_duration_s=20.0)
+    return RunResult(run_id, run_dir, tuple(tasks), summary)
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+# --- run ids and folders -------------------------------------------------------------------
+
+
+def test_run_id_is_utc_time_and_random_hex() -> None:
+    run_id = new_run_id()
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", run_id)
+    stamp = datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
+    assert len({new_run_id() for _ in range(50)}) == 50
+
+
+def test_create_run_dir_makes_missing_output_dir(tmp_path: Path) -> None:
+    run_id, run_dir = create_run_dir(tmp_path / "deep" / "results")
+    assert run_dir == tmp_path / "deep" / "results" / run_id
+    assert run_dir.is_dir()
+    assert list(run_dir.iterdir()) == []
+
+
+def test_create_run_dir_retries_on_collision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "20260101-000000-aaaaaa").mkdir()
+    (tmp_path / "20260101-000000-aaaaaa" / "keep.txt").write_text("first run")
+    ids: Iterator[str] = iter(["20260101-000000-aaaaaa", "20260101-000000-bbbbbb"])
+    monkeypatch.setattr(outputs, "new_run_id", lambda: next(ids))
+    run_id, run_dir = create_run_dir(tmp_path)
+    assert run_id == "20260101-000000-bbbbbb"
+    assert run_dir == tmp_path / run_id
+    assert (tmp_path / "20260101-000000-aaaaaa" / "keep.txt").read_text() == "first run"
+
+
+def test_two_runs_get_separate_folders_and_the_first_is_untouched(tmp_path: Path) -> None:
+    first_id, first_dir = create_run_dir(tmp_path)
+    first = finished_run(first_dir, first_id, [full_result("task-1")])
+    RunJournal(first_dir, first_id, {"max_concurrent": 2}, first.tasks).write()
+    write_task_metadata(first_dir / "task-1", first.tasks[0])
+    write_run_outputs(first)
+    before = tree_bytes(first_dir)
+
+    second_id, second_dir = create_run_dir(tmp_path)
+    second = finished_run(second_dir, second_id, [full_result("task-1", status=TaskStatus.FAILED)])
+    RunJournal(second_dir, second_id, {}, second.tasks).write()
+    write_task_metadata(second_dir / "task-1", second.tasks[0])
+    write_run_outputs(second)
+
+    assert second_dir != first_dir
+    assert tree_bytes(first_dir) == before
+    assert load_run(first_dir).tasks[0].status == TaskStatus.COMPLETED
+    assert load_run(second_dir).tasks[0].status == TaskStatus.FAILED
+
+
+# --- JSON records --------------------------------------------------------------------------
+
+
+def test_task_result_json_round_trip() -> None:
+    result = full_result()
+    record = task_result_to_json(result)
+    text = json.dumps(record, allow_nan=False)
+    assert task_result_from_json(json.loads(text)) == result
+    assert record["status"] == "completed"
+    assert record["started_at"] == "2026-11-27T08:15:02.123456Z"
+    assert record["changed_paths"] == ["a.py", "dir/b.txt"]
+
+
+def test_datetimes_are_written_in_utc() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    result = pending("a").replace(started_at=datetime(2026, 1, 1, 12, 0, tzinfo=plus_two))
+    record = task_result_to_json(result)
+    assert record["started_at"] == "2026-01-01T10:00:00Z"
+    back = task_result_from_json(record)
+    assert back.started_at == result.started_at
+    assert back.started_at is not None and back.started_at.utcoffset() == timedelta(0)
+
+
+def test_pending_task_round_trip_keeps_nones() -> None:
+    result = pending("a")
+    assert task_result_from_json(task_result_to_json(result)) == result
+
+
+def test_from_json_ignores_unknown_keys_and_rejects_bad_status() -> None:
+    record = task_result_to_json(pending("a")) | {"added_in_a_later_version": 1}
+    assert task_result_from_json(record) == pending("a")
+    with pytest.raises(ValueError, match="unknown status 'done'"):
+        task_result_from_json(record | {"status": "done"})
+    with pytest.raises(ValueError, match="task_id"):
+        task_result_from_json({"prompt": "p"})
+
+
+def test_metadata_from_dataframes_becomes_plain_json() -> None:
+    value = {
+        "i": np.int64(3),
+        "f": np.float64(1.5),
+        "nan": float("nan"),
+        "na": pd.NA,
+        "nat": pd.NaT,
+        "ts": pd.Timestamp("2026-01-01 10:00", tz="UTC"),
+        "tuple": (1, 2),
+    }
+    converted = to_jsonable(value)
+    json.dumps(converted, allow_nan=False)
+    assert converted == {
+        "i": 3,
+        "f": 1.5,
+        "nan": None,
+        "na": None,
+        "nat": None,
+        "ts": "2026-01-01T10:00:00Z",
+        "tuple": [1, 2],
+    }
+    assert not math.isnan(to_jsonable(np.float64(2.0)))
+
+
+# --- journal -------------------------------------------------------------------------------
+
+
+def read_journal(run_dir: Path) -> dict[str, object]:
+    data = json.loads((run_dir / "run.json").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_journal_lifecycle(tmp_path: Path) -> None:
+    tasks = [pending("task-1"), pending("task-2")]
+    journal = RunJournal(tmp_path, "r1", {"max_concurrent": 2, "backend": "local"}, tasks)
+    journal.write()
+    data = read_journal(tmp_path)
+    assert data["run_id"] == "r1"
+    assert data["state"] == "running"
+    assert data["config"] == {"max_concurrent": 2, "backend": "local"}
+    assert isinstance(data["created_at"], str)
+    assert [t["status"] for t in data["tasks"]] == ["pending", "pending"]  # type: ignore[attr-defined]
+
+    journal.update(tasks[1].replace(status=TaskStatus.RUNNING, sandbox_id="sb-2"))
+    data = read_journal(tmp_path)
+    records = data["tasks"]
+    assert isinstance(records, list)
+    assert [r["task_id"] for r in records] == ["task-1", "task-2"]
+    assert records[1]["status"] == "running"
+    assert records[1]["sandbox_id"] == "sb-2"
+    assert data["state"] == "running"
+
+    journal.finish("cancelled")
+    data = read_journal(tmp_path)
+    assert data["state"] == "cancelled"
+    assert data["finished_at"] is not None
+    assert temp_files(tmp_path) == []
+
+
+def test_journal_config_keeps_no_secrets(tmp_path: Path) -> None:
+    config = {"api_key": "sk-ant-abcdefghijklmnop", "model": "opus", "note": "x-api-key: abc12345"}
+    RunJournal(tmp_path, "r", config, []).write()
+    text = (tmp_path / "run.json").read_text()
+    assert "abcdefghijklmnop" not in text
+    assert "abc12345" not in text
+    assert read_journal(tmp_path)["config"]["model"] == "opus"  # type: ignore[index]
+
+
+def test_journal_update_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = RunJournal(tmp_path, "r", {}, [pending("task-1")])
+    journal.write()
+    before = (tmp_path / "run.json").read_bytes()
+    real_replace = os.replace
+    swaps: list[tuple[Path, Path]] = []
+
+    def crash(src: str | Path, dst: str | Path) -> None:
+        raise OSError("disk went away")
+
+    def spy(src: str | Path, dst: str | Path) -> None:
+        # The new version must be complete on disk before it takes the journal's name.
+        assert json.loads(Path(src).read_text())["tasks"][0]["status"] == "completed"
+        swaps.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk went away"):
+        journal.update(full_result("task-1"))
+    assert (tmp_path / "run.json").read_bytes() == before
+    assert temp_files(tmp_path) == []
+
+    monkeypatch.setattr(os, "replace", spy)
+    journal.update(full_result("task-1"))
+    assert [(src.parent, dst) for src, dst in swaps] == [(tmp_path, tmp_path / "run.json")]
+    assert read_journal(tmp_path)["tasks"][0]["status"] == "completed"  # type: ignore[index]
+    assert temp_files(tmp_path) == []
+
+
+def test_journal_rejects_running_as_a_final_state(tmp_path: Path) -> None:
+    journal = RunJournal(tmp_path, "r", {}, [])
+    with pytest.raises(ValueError, match="final state"):
+        journal.finish("running")
+
+
+# --- final outputs and load_run ------------------------------------------------------------
+
+
+def test_write_task_metadata(tmp_path: Path) -> None:
+    result = full_result()
+    write_task_metadata(tmp_path / "task-1", result)
+    data = json.loads((tmp_path / "task-1" / "metadata.json").read_text())
+    assert task_result_from_json(data) == result
+
+
+def test_write_outputs_then_load_run_round_trip(tmp_path: Path) -> None:
+    run_id, run_dir = create_run_dir(tmp_path)
+    tasks = [
+        full_result("task-1"),
+        full_result(
+            "task-2",
+            status=TaskStatus.FAILED,
+            exit_code=2,
+            error="Traceback:\n  boom | bang",
+            metadata={"repo": "r2", "owner": "me"},
+        ),
+        pending("task-3").replace(status=TaskStatus.CANCELLED, error="cancelled by the user"),
+    ]
+    original = finished_run(run_dir, run_id, tasks)
+    write_run_outputs(original)
+
+    assert {p.name for p in run_dir.iterdir()} == {
+        "summary-report.md",
+        "summary.json",
+        "results.csv",
+    }
+    loaded = load_run(run_dir)
+    assert loaded.tasks == original.tasks
+    assert loaded.summary == original.summary
+    assert loaded.run_id == run_id
+    assert loaded.run_dir == run_dir
+    pd.testing.assert_frame_equal(loaded.df, original.df)
+
+    csv = pd.read_csv(run_dir / "results.csv")
+    assert list(csv.columns) == list(original.df.columns)
+    assert csv["task_id"].tolist() == ["task-1", "task-2", "task-3"]
+    assert csv.loc[1, "error"] == "Traceback:\n  boom | bang"
+    assert "## Errors" in (run_dir / "summary-report.md").read_text()
+    assert temp_files(run_dir) == []
+
+
+def test_interrupted_run_loads_from_journal_and_metadata(tmp_path: Path) -> None:
+    run_id, run_dir = create_run_dir(tmp_path)
+    tasks = [pending("task-1"), pending("task-2"), pending("task-3")]
+    journal = RunJournal(run_dir, run_id, {"max_concurrent": 2}, tasks)
+    journal.write()
+    done = full_result("task-1")
+    journal.update(done)
+    write_task_metadata(run_dir / "task-1", done)
+    # task-2 finished and wrote its metadata, but the run died before the journal caught up.
+    journal.update(pending("task-2").replace(status=TaskStatus.RUNNING, sandbox_id="sb-2"))
+    late = full_result("task-2", status=TaskStatus.FAILED, error="boom", sandbox_id="sb-2")
+    write_task_metadata(run_dir / "task-2", late)
+    (run_dir / "task-3").mkdir()
+    (run_dir / "task-3" / "metadata.json").write_text("{truncated")
+
+    loaded = load_run(run_dir)
+    assert [t.task_id for t in loaded.tasks] == ["task-1", "task-2", "task-3"]
+    assert loaded.tasks[0] == done
+    assert loaded.tasks[1] == late
+    assert loaded.tasks[2] == pending("task-3")
+    assert loaded.run_id == run_id
+    s = loaded.summary
+    assert (s.total_tasks, s.success_count, s.failure_count) == (3, 1, 1)
+    assert s.sequential_duration_s == pytest.approx(25.0)
+    assert s.total_duration_s >= 0.0
+    assert loaded.success is False
+    assert list(build_dataframe(loaded.tasks)["status"]) == ["completed", "failed", "pending"]
