@@ -1,0 +1,158 @@
+"""The live ipywidgets view of a run.
+
+One ``HTML`` widget holds everything that changes (header, bar, rows), so one render is exactly
+one comm message however many tasks changed; a static title and the cancel button sit above it.
+Renders are throttled to 10 per second. When the run ends, the final state is pushed at once and,
+if this view displayed itself, its output is replaced by a static HTML snapshot, which is what a
+saved, reopened or exported notebook shows (widget models are not saved with the notebook).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from html import escape
+from typing import Any
+
+from ..events import Event, EventType
+from ._state import HandleLike, RunState
+from ._throttle import Throttle
+from .html import plain_summary, render_html
+
+logger = logging.getLogger("parallelcc_sdk")
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+MAX_UPDATES_PER_S = 10
+
+
+class WidgetView:
+    """Subscribes to a handle and mirrors it in widgets. Build with :meth:`attach`."""
+
+    def __init__(self, handle: HandleLike, *, interval: float = 1 / MAX_UPDATES_PER_S) -> None:
+        import ipywidgets as widgets
+
+        self.handle = handle
+        self.state = RunState.from_handle(handle)
+        self._display_id: str | None = None
+        self._finalized = False
+        self._lock = threading.Lock()
+
+        title = (
+            f'<span style="font-weight: 600;">parallelcc</span> '
+            f'<span style="color: #78909c;">run {escape(handle.run_id)} · '
+            f"{self.state.total} task{'s' if self.state.total != 1 else ''}</span>"
+        )
+        self.title = widgets.HTML(value=title)
+        self.body = widgets.HTML(value=render_html(self.state))
+        self.cancel_button = widgets.Button(
+            description="Cancel run",
+            icon="stop",
+            button_style="warning",
+            tooltip="Cancel every task that has not finished; sandboxes are closed",
+            layout=widgets.Layout(width="auto"),
+        )
+        self.cancel_button.on_click(self._on_cancel_click)
+        top = widgets.HBox(
+            [self.title, self.cancel_button],
+            layout=widgets.Layout(justify_content="space-between", align_items="center"),
+        )
+        self.container = widgets.VBox([top, self.body])
+        # A stable class for tests and user CSS.
+        self.container.add_class("pcc-progress")
+
+        self.throttle = Throttle(self._render, interval=interval, heartbeat=1.0)
+        self._remove_listener = handle.add_listener(self.on_event)
+        if handle.done():  # finished before we subscribed: nothing more will arrive
+            self.finalize()
+
+    # -- events (run's loop thread) ---------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        try:
+            with self._lock:
+                self.state.apply(event)
+            if event.type is EventType.RUN_FINISHED:
+                self.finalize()
+            else:
+                self.throttle.request()
+        except Exception:  # a view must never break the run
+            logger.exception("parallelcc progress widget failed on %s", event.type)
+
+    def _render(self) -> None:
+        with self._lock:
+            if not self._finalized and self.handle.done():
+                # Missed RUN_FINISHED (e.g. the engine ended abnormally): settle from the handle.
+                self.state.finish(self.handle.status)
+            value = render_html(self.state)
+        # Setting an unchanged value sends nothing; a changed one sends one comm message.
+        self.body.value = value
+
+    def finalize(self) -> None:
+        """Push the final state once, stop listening, and leave a static snapshot behind."""
+        with self._lock:
+            if self._finalized:
+                return
+            self._finalized = True
+            if not self.state.finished:
+                self.state.finish(self.handle.status if self.handle.done() else "finished")
+        self.throttle.close()
+        self._remove_listener()
+        self.body.value = render_html(self.state)
+        with self.cancel_button.hold_sync():
+            self.cancel_button.disabled = True
+            self.cancel_button.description = "Run " + self.state.status
+            self.cancel_button.button_style = ""
+        if self._display_id is not None:
+            _replace_display(self._display_id, self.snapshot_bundle())
+
+    # -- user actions (kernel's main thread) --------------------------------------------------
+
+    def _on_cancel_click(self, _button: Any) -> None:
+        self.state.cancel_requested = True
+        self.cancel_button.disabled = True
+        self.cancel_button.description = "Cancelling…"
+        self.handle.cancel()
+        self.throttle.request()
+
+    # -- display ----------------------------------------------------------------------------
+
+    def text_plain(self) -> str:
+        # Stable across re-runs (no ids, no times), so checked notebook cells do not flap.
+        return f"<parallelcc progress: {self.state.total} tasks>"
+
+    def mimebundle(self) -> dict[str, Any]:
+        if self._finalized:
+            return self.snapshot_bundle()
+        with self._lock:
+            html = render_html(self.state)
+        return {
+            WIDGET_MIME: {
+                "version_major": 2,
+                "version_minor": 0,
+                "model_id": self.container.model_id,
+            },
+            "text/plain": self.text_plain(),
+            "text/html": html,
+        }
+
+    def snapshot_bundle(self) -> dict[str, Any]:
+        with self._lock:
+            return {"text/plain": plain_summary(self.state), "text/html": render_html(self.state)}
+
+    def display(self) -> None:
+        """Show the live view in the current cell, under a display id so it can be replaced."""
+        from IPython.display import display
+
+        handle = display(self.mimebundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self._display_id = None if handle is None else str(handle.display_id)
+        if self._finalized and self._display_id is not None:
+            _replace_display(self._display_id, self.snapshot_bundle())
+
+
+def _replace_display(display_id: str, bundle: dict[str, Any]) -> None:
+    from IPython.display import update_display
+
+    try:
+        update_display(bundle, raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
+    except Exception:  # no shell any more (kernel shutting down): nothing to update
+        logger.debug("could not replace the progress display", exc_info=True)

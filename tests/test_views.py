@@ -1,0 +1,393 @@
+"""Progress views without a browser or kernel: widget state after events, the row cap, the final
+snapshot, the throttle (comm messages counted), the text renderer and mode selection."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import comm
+import pytest
+
+from parallelcc_sdk import views
+from parallelcc_sdk.errors import ValidationError
+from parallelcc_sdk.events import Event, EventType, Phase
+from parallelcc_sdk.models import TaskResult, TaskStatus
+from parallelcc_sdk.views import _mode
+from parallelcc_sdk.views._state import HandleLike, RunState
+from parallelcc_sdk.views._style import ROW_CAP
+from parallelcc_sdk.views.html import render_html
+from parallelcc_sdk.views.text import TextView
+from parallelcc_sdk.views.widget import WIDGET_MIME, WidgetView
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakeHandle:
+    """Just enough of ExecutionHandle for the view layer: the views only read these members."""
+
+    def __init__(self, n: int) -> None:
+        self.run_id = "run-test"
+        self.records = [
+            TaskResult(task_id=f"task-{i}", prompt=f"prompt {i}") for i in range(1, n + 1)
+        ]
+        self.listeners: list[Callable[[Event], Any]] = []
+        self.cancelled: list[str | None] = []
+        self.status = "running"
+        self.elapsed_s = 0.0
+        self._done = False
+
+    @property
+    def tasks(self) -> list[TaskResult]:
+        return list(self.records)
+
+    @property
+    def total(self) -> int:
+        return len(self.records)
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancel(self, task_id: str | None = None) -> None:
+        self.cancelled.append(task_id)
+
+    def add_listener(self, callback: Callable[[Event], Any]) -> Callable[[], None]:
+        self.listeners.append(callback)
+        return lambda: self.listeners.remove(callback)
+
+    # -- driving it like the engine would --------------------------------------------------
+
+    def emit(self, type_: EventType, index: int | None = None, **changes: Any) -> None:
+        task = None
+        message = changes.pop("message", None)
+        phase = changes.pop("phase", None)
+        data = changes.pop("data", {})
+        if index is not None:
+            task = self.records[index].replace(**changes)
+            self.records[index] = task
+        event = Event(
+            type=type_,
+            run_id=self.run_id,
+            task_id=task.task_id if task else None,
+            task=task,
+            message=message,
+            phase=phase,
+            data=data,
+        )
+        for listener in list(self.listeners):
+            listener(event)
+
+    def start(self, i: int) -> None:
+        self.emit(EventType.TASK_STARTED, i, status=TaskStatus.RUNNING, started_at=T0)
+
+    def finish(self, i: int, status: TaskStatus = TaskStatus.COMPLETED, **extra: Any) -> None:
+        self.emit(
+            EventType.TASK_FINISHED,
+            i,
+            status=status,
+            finished_at=T0 + timedelta(seconds=2),
+            duration_s=2.0,
+            **extra,
+        )
+
+    def end(self, status: str = "finished") -> None:
+        self.status = status
+        self._done = True
+        self.emit(EventType.RUN_FINISHED, data={"state": status})
+
+
+def test_fake_handle_matches_the_protocol() -> None:
+    assert isinstance(FakeHandle(1), HandleLike)
+
+
+# -- state and HTML ---------------------------------------------------------------------------
+
+
+def test_state_folds_events_into_counts_phase_and_last_output() -> None:
+    h = FakeHandle(3)
+    state = RunState.from_handle(h)
+    h.listeners.append(state.apply)
+    h.start(0)
+    h.emit(EventType.TASK_PHASE, 0, phase=Phase.RUNNING)
+    h.emit(EventType.TASK_OUTPUT, 0, message="first\nsecond line\n\n")
+    h.finish(1, TaskStatus.FAILED, error="boom", cost_usd=0.25)
+    assert state.counts == {
+        "pending": 1,
+        "running": 1,
+        "completed": 0,
+        "failed": 1,
+        "cancelled": 0,
+        "timed_out": 0,
+    }
+    assert state.done_count == 1
+    assert state.phase_of(state.tasks["task-1"]) == "running"
+    assert state.last_output["task-1"] == "second line"
+    assert state.cost_usd == pytest.approx(0.25)
+    assert not state.finished
+
+
+def test_html_escapes_prompts_and_output() -> None:
+    h = FakeHandle(1)
+    h.records[0] = h.records[0].replace(prompt="<script>alert(1)</script>")
+    state = RunState.from_handle(h)
+    state.last_output["task-1"] = "<b>x</b>"
+    html = render_html(state)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<b>x</b>" not in html
+
+
+# -- widget ------------------------------------------------------------------------------------
+
+
+def test_widget_shows_counts_rows_and_last_output_after_events() -> None:
+    h = FakeHandle(3)
+    view = WidgetView(h, interval=0)
+    h.start(0)
+    h.start(1)
+    h.emit(EventType.TASK_OUTPUT, 0, message="editing app.py")
+    h.finish(1, files_changed=4, cost_usd=0.0123)
+    body = view.body.value
+    assert "1/3 done" in body
+    assert body.count("<tr>") == 1 + 3  # header + one row per task
+    assert "editing app.py" in body
+    assert "$0.0123" in body
+    assert "pcc-progress" in view.container._dom_classes
+    assert not view.cancel_button.disabled
+
+
+def test_rows_become_a_compact_table_above_the_cap() -> None:
+    n = ROW_CAP + 15
+    h = FakeHandle(n)
+    view = WidgetView(h, interval=0)
+    for i in range(n):
+        h.start(i)
+    for i in range(n - 3):
+        h.finish(i)
+    body = view.body.value
+    assert f"{n - 3}/{n} done" in body
+    assert "pcc-strip" in body
+    assert body.count("<tr>") == 1 + 3  # only the three running tasks are listed
+    assert f"{n - 3} more tasks" in body
+    # Every task is still visible as a square in the strip.
+    assert body.count('title="task-') >= n
+
+
+def test_final_snapshot_is_static_html_and_button_is_disabled() -> None:
+    h = FakeHandle(2)
+    view = WidgetView(h, interval=10)  # a huge interval: the final state must not wait for it
+    h.start(0)
+    h.start(1)
+    h.finish(0)
+    h.finish(1, TaskStatus.TIMED_OUT, error="timed out after 5 s")
+    h.end()
+    assert "2/2 done" in view.body.value
+    assert view.cancel_button.disabled
+    assert view.cancel_button.description == "Run finished"
+    assert h.listeners == []  # unsubscribed
+    bundle = view.mimebundle()
+    assert WIDGET_MIME not in bundle
+    assert "2/2 done" in bundle["text/html"] and "timed_out" in bundle["text/html"]
+    assert bundle["text/plain"].startswith("parallelcc run run-test: 2/2 done")
+
+
+def test_cancel_button_cancels_the_run() -> None:
+    h = FakeHandle(2)
+    view = WidgetView(h, interval=0)
+    view.cancel_button.click()
+    assert h.cancelled == [None]
+    assert view.cancel_button.disabled
+    assert "cancelling" in view.body.value
+
+
+def test_live_bundle_has_widget_and_stable_text_plain() -> None:
+    h = FakeHandle(4)
+    view = WidgetView(h, interval=0)
+    bundle = view.mimebundle()
+    assert bundle[WIDGET_MIME]["model_id"] == view.container.model_id
+    assert bundle["text/plain"] == "<parallelcc progress: 4 tasks>"
+    assert "0/4 done" in bundle["text/html"]
+
+
+class RecordingComm:
+    """Stands in for a kernel comm and records every message a widget sends."""
+
+    sent: ClassVar[list[tuple[float, Any]]] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.comm_id = f"comm-{id(self)}"
+        self.kernel = "fake"
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        RecordingComm.sent.append((time.monotonic(), data))
+
+    def on_msg(self, callback: Any) -> None:
+        pass
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recording_comm(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[float, Any]]]:
+    RecordingComm.sent = []
+    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
+    yield RecordingComm.sent
+
+
+def test_thousand_events_in_one_second_send_at_most_eleven_comm_messages(
+    recording_comm: list[tuple[float, Any]],
+) -> None:
+    h = FakeHandle(20)
+    view = WidgetView(h)
+    opened = len(recording_comm)
+
+    async def engine() -> None:
+        # Events arrive on the run's loop, as the engine delivers them: 1,000 within one second.
+        start = time.monotonic()
+        for i in range(1000):
+            task = i % 20
+            if i < 20:
+                h.start(task)
+            elif i >= 980:
+                h.finish(task)
+            else:
+                h.emit(EventType.TASK_OUTPUT, task, message=f"line {i}")
+            await asyncio.sleep(max(0.0, start + (i + 1) / 1000 - time.monotonic()))
+        # Let the trailing render of the burst happen.
+        await asyncio.sleep(0.3)
+
+    asyncio.run(engine())
+    updates = recording_comm[opened:]
+    view.throttle.close()
+    print(f"comm messages for 1,000 events in one second: {len(updates)}")
+    assert 2 <= len(updates) <= 11
+    assert "20/20 done" in view.body.value  # the last state was not lost to the throttle
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(updates)]
+    assert min(gaps) >= 0.09
+
+
+def test_quiet_run_still_ticks_the_clock() -> None:
+    h = FakeHandle(1)
+    view = WidgetView(h, interval=0.01)
+    view.throttle.heartbeat = 0.05
+
+    async def wait() -> None:
+        h.start(0)
+        before = view.throttle.flushes
+        await asyncio.sleep(0.3)
+        assert view.throttle.flushes >= before + 3
+
+    asyncio.run(wait())
+    view.throttle.close()
+
+
+# -- text --------------------------------------------------------------------------------------
+
+
+def test_text_view_for_logs_prints_finished_tasks_and_a_final_line() -> None:
+    h = FakeHandle(3)
+    out = io.StringIO()
+    TextView(h, out, interactive=False, interval=0)
+    h.start(0)
+    h.emit(EventType.TASK_OUTPUT, 0, message="x" * 50)  # output is not echoed in log mode
+    h.finish(0)
+    h.start(1)
+    h.finish(1, TaskStatus.FAILED, error="exit code 2")
+    h.finish(2, TaskStatus.CANCELLED)
+    h.end("cancelled")
+    text = out.getvalue()
+    assert "\r" not in text
+    assert "✓ task-1 completed 2.0 s" in text
+    assert "✗ task-2 failed 2.0 s — exit code 2" in text
+    assert "x" * 50 not in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("parallelcc [####################] 3/3 done")
+    assert last.endswith("cancelled")
+
+
+def test_text_view_on_a_terminal_redraws_one_line() -> None:
+    h = FakeHandle(2)
+    out = io.StringIO()
+    TextView(h, out, interactive=True, interval=0)
+    h.start(0)
+    h.finish(0)
+    h.end()
+    text = out.getvalue()
+    assert text.count("\r\x1b[2K") >= 2
+    assert text.endswith("\n")
+    assert "2 done" not in text.splitlines()[0]
+
+
+# -- modes and bundles ------------------------------------------------------------------------
+
+
+def test_resolve_mode_outside_a_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(views.ENV_VAR, raising=False)
+    monkeypatch.setattr(_mode, "_stderr_is_tty", lambda: False)
+    assert views.resolve_mode("auto") == "off"
+    assert views.resolve_mode(True) == "off"
+    assert views.resolve_mode(False) == "off"
+    assert views.resolve_mode("widgets") == "text"  # no kernel: fall back, no error
+    assert views.resolve_mode("TEXT") == "text"
+    monkeypatch.setattr(_mode, "_stderr_is_tty", lambda: True)
+    assert views.resolve_mode("auto") == "text"
+    monkeypatch.setenv(views.ENV_VAR, "off")
+    assert views.resolve_mode("auto") == "off"
+    assert views.resolve_mode("text") == "text"  # an explicit choice beats the environment
+
+
+@pytest.mark.parametrize("bad", ["fancy", 3, "", object()])
+def test_resolve_mode_rejects_unknown_modes(bad: object) -> None:
+    with pytest.raises(ValidationError, match="progress="):
+        views.resolve_mode(bad)
+
+
+def test_bad_environment_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(views.ENV_VAR, "loud")
+    with pytest.raises(ValidationError, match="PARALLELCC_PROGRESS"):
+        views.resolve_mode("auto")
+
+
+def test_attach_progress_text_writes_to_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = FakeHandle(1)
+    views.attach_progress(h, "text")
+    h.start(0)
+    h.finish(0)
+    h.end()
+    err = capsys.readouterr().err
+    assert "1/1 done" in err
+
+
+def test_attach_progress_off_subscribes_nothing() -> None:
+    h = FakeHandle(1)
+    views.attach_progress(h, "off")
+    assert h.listeners == []
+
+
+def test_mimebundle_outside_a_kernel_is_static_html() -> None:
+    h = FakeHandle(2)
+    bundle = views.mimebundle(h)
+    assert set(bundle) == {"text/plain", "text/html"}
+    assert "0/2 done" in bundle["text/html"]
+    assert set(views.mimebundle(h, include=["text/plain"])) == {"text/plain"}
+    assert set(views.mimebundle(h, exclude=["text/plain"])) == {"text/html"}
+
+
+def test_importing_views_imports_no_heavy_dependency() -> None:
+    code = (
+        "import sys, parallelcc_sdk, parallelcc_sdk.views;"
+        "heavy = ('ipywidgets', 'matplotlib', 'pandas', 'IPython');"
+        "heavy = [m for m in heavy if m in sys.modules];"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
