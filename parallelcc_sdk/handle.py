@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _bridge
-from .errors import ParallelCCError, RunNotFinishedError, SyncCallInRunningLoopError
+from .errors import ParallelCCError, RunNotFinishedError
 from .events import Event, EventType
 from .models import STATUS_ORDER, TaskResult
 
@@ -277,8 +277,25 @@ class ExecutionHandle:
 
 
 def _wait_in_own_loop(handle: ExecutionHandle, timeout: float | None) -> RunResult:
-    """``handle.result()`` called on the very thread whose running loop drives the run."""
-    raise SyncCallInRunningLoopError(
-        f"run {handle.run_id} runs on this thread's event loop, so blocking here would hang it; "
-        "use `await handle` instead, or start the run with pcc.run() for a blocking call."
+    """``handle.result()`` called on the very thread whose running loop drives the run.
+
+    Only nest-asyncio2 can make this work (see ``_nest``); where it cannot be used this raises
+    SyncCallInRunningLoopError at once rather than hanging the loop.
+    """
+    from ._nest import run_nested
+
+    loop = handle._loop
+    assert loop is not None
+
+    async def wait() -> RunResult:
+        try:
+            return await asyncio.wait_for(handle.wait(), timeout)
+        except TimeoutError:
+            raise RunNotFinishedError(
+                f"run {handle.run_id} did not finish within {timeout}s; call result() again, "
+                "or handle.cancel() to stop it."
+            ) from None
+
+    return run_nested(
+        loop, wait, what=f"handle.result() for run {handle.run_id}", on_interrupt=handle.cancel
     )
