@@ -145,11 +145,12 @@ class ClaudeCode(Agent):
             # Defaults first, so ``env=`` can change any of them.
             "CLAUDE_CODE_MAX_RETRIES": DEFAULT_MAX_RETRIES,
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            # Keeps the task's own shell commands from reading the API credentials.
-            "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "1",
             **creds.env,
             **self.env,
             **task.env,
+            # The CLI prefers an API key over any token: one inherited from the host or ``env=``
+            # must not win over the chosen credentials.
+            **{var: "" for var in creds.cleared},
             # A task never updates the CLI, and never shares its config folder with another.
             "DISABLE_AUTOUPDATER": "1",
             "CLAUDE_CONFIG_DIR": config_dir,
@@ -179,7 +180,7 @@ class ClaudeCode(Agent):
         if self.disallowed_tools:
             argv.append(f"--disallowedTools={','.join(self.disallowed_tools)}")
         argv += self.extra_args
-        secrets = {*creds.secrets, *secret_values(self.env), *secret_values(task.env)}
+        secrets = {*self._known_secrets(creds), *secret_values(task.env)}
         return Invocation(
             argv=tuple(argv),
             stdin=task.prompt.encode(),
@@ -195,8 +196,15 @@ class ClaudeCode(Agent):
         try:
             creds = self._credentials()
         except CredentialsError:
-            creds = _Credentials("none", {}, (), None)
-        return tuple(sorted({*creds.secrets, *secret_values(self.env)}))
+            creds = _Credentials("none", {}, ())
+        return tuple(sorted(self._known_secrets(creds)))
+
+    def _known_secrets(self, creds: _Credentials) -> set[str]:
+        # Every credential in sight, used or not: a key that is not chosen can still leak into
+        # output (the local sandbox inherits this machine's environment).
+        source = self._source_env()
+        unused = {source[var] for _, var in _TOKEN_VARS if source.get(var)}
+        return {*creds.secrets, *unused, *secret_values(self.env)}
 
     def describe(self) -> Mapping[str, Any]:
         return {
@@ -247,22 +255,21 @@ class ClaudeCode(Agent):
                 "set it, or pass it in ClaudeCode(env={...})."
             )
         env[var] = value
-        # The CLI prefers an API key over any token; an inherited one must not win over the choice.
-        for _, other in _TOKEN_VARS:
-            if other != var:
-                env[other] = ""
-        return _Credentials(method, env, (value,), None)
+        cleared = [other for _, other in _TOKEN_VARS if other != var]
+        return _Credentials(method, env, (value,), cleared=cleared)
 
 
 class _Credentials:
     """What one auth method puts in the sandbox: env vars, secret values, a credentials file."""
 
     def __init__(self, method: str, env: Mapping[str, str], secrets: Sequence[str],
-                 credentials_file: bytes | None) -> None:
+                 credentials_file: bytes | None = None, cleared: Sequence[str] = ()) -> None:
         self.method = method
         self.env = dict(env)
         self.secrets = tuple(secrets)
         self.credentials_file = credentials_file
+        self.cleared = tuple(cleared)
+        """Variables set empty in the sandbox, so that they cannot override this method."""
 
 
 def _detect_method(source: Mapping[str, str]) -> AuthMethod | None:
@@ -282,7 +289,7 @@ def _provider_credentials(method: str, source: Mapping[str, str],
     provider_env = {k: v for k, v in source.items() if k.startswith(prefixes) and v}
     env.update(provider_env)
     env[dict(_PROVIDER_SWITCHES)[method]] = "1"  # type: ignore[index]
-    return _Credentials(method, env, secret_values(provider_env), None)
+    return _Credentials(method, env, secret_values(provider_env))
 
 
 def _login_credentials(source: Mapping[str, str], env: dict[str, str]) -> _Credentials:
@@ -299,10 +306,9 @@ def _login_credentials(source: Mapping[str, str], env: dict[str, str]) -> _Crede
             "log in with /login (on macOS the login is kept in the Keychain instead: use "
             "CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`)."
         )
-    # Any key or token in the environment would win over the login file.
-    env.update({var: "" for _, var in _TOKEN_VARS})
     secrets = [v for k, v in login.items() if k.endswith("Token") and isinstance(v, str) and v]
-    return _Credentials("oauth", env, secrets, content)
+    # Any key or token in the environment would win over the login file.
+    return _Credentials("oauth", env, secrets, content, cleared=[var for _, var in _TOKEN_VARS])
 
 
 def _find_executable(executable: str, env: Mapping[str, str]) -> str | None:
