@@ -25,6 +25,11 @@ _BASE_ENV = {
     "GIT_AUTHOR_EMAIL": "parallelcc@localhost",
     "GIT_COMMITTER_NAME": "parallelcc",
     "GIT_COMMITTER_EMAIL": "parallelcc@localhost",
+    # Every repository the SDK writes to (snapshot store, workspaces) is throwaway: syncing its
+    # files to disk only slows each task down. The user's repository is only ever read.
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "core.fsync",
+    "GIT_CONFIG_VALUE_0": "none",
 }
 
 

@@ -20,35 +20,63 @@ from .snapshot import Snapshot
 PATCH_FILE = "changes.patch"
 CHANGED_FILES_DIR = "changed-files"
 BASE_REF = "refs/parallelcc/base"
+TASK_BRANCH = "refs/heads/parallelcc/task"
 
 # Renames are found as a user would see them; the rest are flags that make output parseable.
 _DIFF_ARGS = ("--cached", "--find-renames", "--no-ext-diff", "--no-textconv", "--no-color")
 
 
 async def create_workspace(snapshot: Snapshot, path: Path) -> None:
-    """Checks out ``snapshot`` into the new folder ``path``."""
-    await git("init", "--quiet", str(path))
-    alternates = path / ".git" / "objects" / "info" / "alternates"
-    alternates.write_text("".join(f"{d}\n" for d in snapshot.object_dirs))
-    await git("update-ref", BASE_REF, snapshot.commit, cwd=path)
-    await git("-c", "core.autocrlf=false", "checkout", "--quiet", "--detach", snapshot.commit, cwd=path)
+    """Checks out ``snapshot`` into the new folder ``path``.
+
+    Two git processes only: an empty ``init`` (no hook templates to copy), then one ``reset`` that
+    fills the index and the files. The refs are plain files written directly, which is what git
+    itself would write.
+    """
+    await git("init", "--quiet", "--template=", str(path))
+    dot_git = path / ".git"
+    (dot_git / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (dot_git / "objects" / "info" / "alternates").write_text(
+        "".join(f"{d}\n" for d in snapshot.object_dirs)
+    )
+    _write_ref(dot_git, BASE_REF, snapshot.commit)
     # A branch to work on, so an agent that commits does not leave a detached HEAD.
-    await git("checkout", "--quiet", "-b", "parallelcc/task", cwd=path)
+    _write_ref(dot_git, TASK_BRANCH, snapshot.commit)
+    (dot_git / "HEAD").write_text(f"ref: {TASK_BRANCH}\n")
+    await git("-c", "core.autocrlf=false", "reset", "--quiet", "--hard", snapshot.commit, cwd=path)
+
+
+def _write_ref(dot_git: Path, ref: str, commit: str) -> None:
+    file = dot_git / ref
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(f"{commit}\n")
 
 
 async def collect_changes(workspace: Path, base: str, dest: Path) -> ChangeStats:
     """Writes ``dest/changes.patch`` and ``dest/changed-files/`` and returns the counts."""
-    # Stage everything (the workspace is ours) so new, deleted and renamed files all show in the diff.
-    await git("-c", "core.autocrlf=false", "add", "--all", cwd=workspace)
-    patch = await git("diff", *_DIFF_ARGS, "--binary", base, "--", cwd=workspace)
+    # Stage everything (the workspace is ours): new, deleted and renamed files all show in the diff.
+    await git(
+        "-c", "core.autocrlf=false", "-c", "core.safecrlf=false", "add", "--all", cwd=workspace
+    )
+    # A patch `git apply --binary` takes as it is, whatever the user's diff.noprefix,
+    # diff.mnemonicPrefix or diff.context (0 would need --unidiff-zero) say.
+    patch = await git(
+        "diff",
+        *_DIFF_ARGS,
+        "--binary",
+        "--unified=3",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+        base,
+        "--",
+        cwd=workspace,
+    )
     numstat = await git("diff", *_DIFF_ARGS, "--numstat", "-z", base, "--", cwd=workspace)
     name_status = await git("diff", *_DIFF_ARGS, "--name-status", "-z", base, "--", cwd=workspace)
 
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / PATCH_FILE).write_bytes(patch)
     added, removed = parse_numstat(numstat)
     present, deleted = parse_name_status(name_status)
-    await asyncio.to_thread(_copy_files, workspace, present, dest / CHANGED_FILES_DIR)
+    await asyncio.to_thread(_write_outputs, workspace, patch, present, dest)
     return ChangeStats(
         files_changed=len(present) + len(deleted),
         lines_added=added,
@@ -82,7 +110,7 @@ def parse_numstat(raw: bytes) -> tuple[int, int]:
 def parse_name_status(raw: bytes) -> tuple[list[str], list[str]]:
     """Paths that exist after the task (added, modified, renamed to, ...) and paths it deleted.
 
-    Each diff entry is counted once, so ``len(present) + len(deleted)`` is the number of files changed.
+    Each diff entry is counted once: ``len(present) + len(deleted)`` is the number of files changed.
     """
     present: list[str] = []
     deleted: list[str] = []
@@ -99,6 +127,12 @@ def parse_name_status(raw: bytes) -> tuple[list[str], list[str]]:
         (deleted if status[0] == "D" else present).append(path)
         i += 2
     return present, deleted
+
+
+def _write_outputs(workspace: Path, patch: bytes, present: list[str], dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / PATCH_FILE).write_bytes(patch)
+    _copy_files(workspace, present, dest / CHANGED_FILES_DIR)
 
 
 def _copy_files(workspace: Path, paths: list[str], dest: Path) -> None:
