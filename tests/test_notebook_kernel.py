@@ -1,0 +1,210 @@
+"""The SDK in a real Jupyter kernel (ipykernel over jupyter_client, no browser): every way of
+waiting for a run works from a cell, the widget streams while a cell blocks, and an interrupt
+cancels the run and leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+jupyter_client = pytest.importorskip("jupyter_client")
+from jupyter_client.blocking.client import BlockingKernelClient  # noqa: E402
+from jupyter_client.manager import KernelManager, start_new_kernel  # noqa: E402
+
+pytestmark = pytest.mark.kernel
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    _git(path, "init", "-q")
+    (path / "notes.txt").write_text("start\n")
+    _git(path, "add", ".")
+    _git(path, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "init")
+    return path
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARALLELCC_")}
+    km, kc = start_new_kernel(
+        kernel_name="python3", cwd=str(tmp_path), env=env, extra_arguments=[], startup_timeout=60
+    )
+    # Use this interpreter (the venv), whatever the machine's python3 kernelspec says.
+    try:
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(autouse=True)
+def _venv_kernelspec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    spec = tmp_path / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "venv",
+                "language": "python",
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+
+
+class Cell:
+    """What one executed cell produced on IOPub."""
+
+    def __init__(self) -> None:
+        self.stdout = ""
+        self.stderr = ""
+        self.error: dict[str, Any] | None = None
+        self.outputs: list[dict[str, Any]] = []
+        self.comm_updates: list[float] = []
+        self.started = time.monotonic()
+        self.idle_at: float | None = None
+
+
+def execute(
+    kc: BlockingKernelClient,
+    code: str,
+    timeout: float = 120,
+    interrupt_after: float | None = None,
+    km: KernelManager | None = None,
+) -> Cell:
+    msg_id = kc.execute(textwrap.dedent(code))
+    cell = Cell()
+    deadline = time.monotonic() + timeout
+    interrupted = False
+    while True:
+        if (
+            interrupt_after is not None
+            and not interrupted
+            and time.monotonic() - cell.started > interrupt_after
+        ):
+            assert km is not None
+            km.interrupt_kernel()
+            interrupted = True
+        try:
+            msg = kc.get_iopub_msg(timeout=0.2)
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cell did not finish in {timeout}s: {code}") from None
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "comm_msg" and content.get("data", {}).get("method") == "update":
+            cell.comm_updates.append(time.monotonic())
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if kind == "stream":
+            if content["name"] == "stdout":
+                cell.stdout += content["text"]
+            else:
+                cell.stderr += content["text"]
+        elif kind == "error":
+            cell.error = content
+        elif kind in ("display_data", "execute_result", "update_display_data"):
+            cell.outputs.append({"type": kind, **content})
+        elif kind == "status" and content["execution_state"] == "idle":
+            cell.idle_at = time.monotonic()
+            return cell
+
+
+def setup_code(repo: Path, tmp_path: Path, command: str) -> str:
+    return f"""
+        import asyncio, os
+        import parallelcc_sdk as pcc
+        kw = dict(repo={str(repo)!r}, output_dir={str(tmp_path / "out")!r},
+                  agent=pcc.Command({command!r}), backend=pcc.LocalBackend(isolation="none"))
+        """
+
+
+def test_every_way_of_waiting_works_from_cells(kernel: Any, repo: Path, tmp_path: Path) -> None:
+    _km, kc = kernel
+    cell = execute(kc, setup_code(repo, tmp_path, "echo $PARALLELCC_TASK_ID > done.txt; sleep 0.3"))
+    assert cell.error is None, cell.error
+
+    # pcc.run blocks the cell; the widget keeps streaming from the background loop meanwhile.
+    cell = execute(
+        kc,
+        'result = pcc.run(["a", "b", "c", "d"], max_concurrent=2, **kw)\n'
+        'print("run", result.success)',
+    )
+    assert cell.error is None, cell.error
+    assert "run True" in cell.stdout
+    kinds = [o["type"] for o in cell.outputs]
+    assert kinds[0] == "display_data"
+    assert "application/vnd.jupyter.widget-view+json" in cell.outputs[0]["data"]
+    # At the end the live widget's output is replaced by a static snapshot for the saved notebook.
+    final = [o for o in cell.outputs if o["type"] == "update_display_data"]
+    assert final and "4/4 done" in final[-1]["data"]["text/html"]
+    assert "application/vnd.jupyter.widget-view+json" not in final[-1]["data"]
+    assert cell.comm_updates, "no widget update streamed while the cell was blocked"
+
+    # submit in one cell, await in the next (the kernel's own loop runs the tasks).
+    cell = execute(kc, 'handle = pcc.submit(["a", "b"], **kw)')
+    assert cell.error is None, cell.error
+    cell = execute(kc, 'r = await handle\nprint("await", r.success, handle.status)')
+    assert "await True finished" in cell.stdout, (cell.stdout, cell.error)
+
+    # submit, then a blocking result() in a later cell: the nested-loop case.
+    cell = execute(kc, 'handle = pcc.submit(["a", "b"], progress="off", **kw)')
+    cell = execute(kc, 'print("result", handle.result().success)')
+    assert "result True" in cell.stdout, (cell.stdout, cell.error)
+
+    cell = execute(
+        kc, 'print("run_async", (await pcc.run_async(["a"], progress="off", **kw)).success)'
+    )
+    assert "run_async True" in cell.stdout, (cell.stdout, cell.error)
+
+    # The handle as the last expression of a cell shows the outcome as HTML once finished.
+    cell = execute(kc, "handle")
+    [out] = cell.outputs
+    assert "2/2 done" in out["data"]["text/html"]
+
+
+def test_interrupt_during_run_cancels_and_leaves_no_process(
+    kernel: Any, repo: Path, tmp_path: Path
+) -> None:
+    km, kc = kernel
+    # A sleep with a unique duration, so pgrep finds exactly this test's sandbox processes.
+    marker = f"sleep 60.{os.getpid()}"
+    cell = execute(kc, setup_code(repo, tmp_path, marker))
+    assert cell.error is None, cell.error
+    started = time.monotonic()
+    cell = execute(
+        kc,
+        'result = pcc.run(["a", "b", "c"], progress="off", **kw)',
+        interrupt_after=2.0,
+        km=km,
+        timeout=90,
+    )
+    assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt"
+    assert time.monotonic() - started < 60
+    leftover = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "sandbox processes survived the interrupt"
+    # The run's folder records the tasks as cancelled.
+    cell = execute(
+        kc,
+        "import glob, json\n"
+        f'runs = sorted(glob.glob({str(tmp_path / "out")!r} + "/*/run.json"))\n'
+        "print(open(runs[-1]).read())",
+    )
+    assert "cancelled" in cell.stdout
