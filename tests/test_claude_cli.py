@@ -470,3 +470,153 @@ def test_oauth_token_from_the_environment(scripted_api: ScriptedAnthropic, repo:
     assert run.outcome.status == TaskStatus.COMPLETED, run.outcome.error
     (request,) = scripted_api.requests_for("token")
     assert request.headers.get("Authorization") == f"Bearer {token}"
+
+
+# -- through the engine: pcc.run with the local backend ------------------------------------------
+
+def run_tasks(api: ScriptedAnthropic, repo: Path, out: Path, tasks: list[str],
+              agent_env: dict[str, str] | None = None, **options: Any) -> Any:
+    import parallelcc_sdk as pcc
+
+    agent = agent_for(api, env=agent_env or {})
+    return pcc.run(tasks, repo=repo, agent=agent, backend=pcc.LocalBackend(isolation="none"),
+                   output_dir=out, progress=False, **options)
+
+
+def result_lines(task_dir: Path) -> list[dict[str, Any]]:
+    events = [json.loads(line) for line in (task_dir / "events.jsonl").read_text().splitlines()]
+    return [e for e in events if e.get("type") == "result"]
+
+
+@needs_claude
+@pytest.mark.claude
+def test_run_collects_the_files_the_model_wrote_and_edited(
+    scripted_api: ScriptedAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    marker = scripted_api.script("e2e-write-edit", WRITE_AND_EDIT)
+    result = run_tasks(scripted_api, repo, tmp_path / "out", [f"Add a helper. {marker}"])
+
+    (task,) = result.tasks
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert (task.files_changed, task.lines_added, task.lines_removed) == (2, 3, 1)
+    task_dir = Path(task.output_path)
+    patch = (task_dir / "changes.patch").read_text()
+    assert "+++ b/src/util.py" in patch and "+def double(x):" in patch
+    assert '-    return "hello"' in patch and '+    return "hello, world"' in patch
+    changed = task_dir / "changed-files"
+    assert (changed / "src" / "util.py").read_text() == "def double(x):\n    return 2 * x\n"
+    assert (changed / "src" / "app.py").read_text().endswith('"hello, world"\n')
+    (cli_result,) = result_lines(task_dir)
+    assert task.cost_usd == cli_result["total_cost_usd"] > 0
+    assert task.num_turns == 4 and (task.input_tokens, task.output_tokens) == (400, 80)
+    assert result.df.loc[0, "attempts"] == 1
+    # The user's repository is untouched: the work happened in the task's sandbox.
+    assert not (repo / "src" / "util.py").exists()
+
+
+@needs_claude
+@pytest.mark.claude
+def test_three_tasks_run_in_parallel_with_their_own_scripts(
+    scripted_api: ScriptedAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    prompts = []
+    for name in ("alpha", "beta", "gamma"):
+        marker = scripted_api.script(name, [
+            # The first answer takes a while, so the three conversations must overlap.
+            tool_use("Write", {"file_path": f"{name}.txt", "content": f"{name}\n"}, hang_s=1.5),
+            text(f"wrote {name}"),
+        ])
+        prompts.append(f"Write {name}. {marker}")
+    result = run_tasks(scripted_api, repo, tmp_path / "out", prompts, max_concurrent=3)
+
+    assert [t.status for t in result.tasks] == [TaskStatus.COMPLETED] * 3
+    for task, name in zip(result.tasks, ("alpha", "beta", "gamma"), strict=True):
+        assert task.changed_paths == (f"{name}.txt",)
+        assert task.final_text == f"wrote {name}"
+        assert (Path(task.output_path) / "changed-files" / f"{name}.txt").read_text() == f"{name}\n"
+    firsts = [scripted_api.requests_for(n)[0].received_at for n in ("alpha", "beta", "gamma")]
+    assert max(firsts) - min(firsts) < 1.5  # all three were waiting on the model at once
+    assert result.summary.time_saved_s > 0
+
+
+@needs_claude
+@pytest.mark.claude
+def test_run_budget_stops_the_run(scripted_api: ScriptedAnthropic, repo: Path,
+                                  tmp_path: Path) -> None:
+    # 100k input tokens at the CLI's Sonnet list price: $0.30 a task.
+    prompts = []
+    for i in range(3):
+        marker = scripted_api.script(f"pricey-{i}", [text("done", input_tokens=100_000,
+                                                          output_tokens=0)])
+        prompts.append(f"task {i} {marker}")
+    result = run_tasks(scripted_api, repo, tmp_path / "out", prompts, max_concurrent=1,
+                       budget_usd=0.5)
+
+    first, second, third = result.tasks
+    assert first.status == TaskStatus.COMPLETED
+    # The second task's result line reports the cost that crosses the budget; the engine may stop
+    # the run while that task's process is still exiting.
+    assert second.status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED)
+    assert second.cost_usd == pytest.approx(0.3, rel=0.01)
+    assert third.status == TaskStatus.CANCELLED
+    assert "budget" in (third.error or "")
+    assert scripted_api.requests_for("pricey-2") == []
+    assert not result.success
+
+
+@needs_claude
+@pytest.mark.claude
+def test_overloaded_is_retried_and_then_succeeds(scripted_api: ScriptedAnthropic, repo: Path,
+                                                 tmp_path: Path) -> None:
+    marker = scripted_api.script("overloaded-once", [
+        error(529), tool_use("Write", {"file_path": "ok.txt", "content": "ok\n"}), text("ok")])
+    result = run_tasks(scripted_api, repo, tmp_path / "out", [f"go {marker}"], retries=1,
+                       retry_backoff_s=0.05)
+
+    (task,) = result.tasks
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert result.df.loc[0, "attempts"] == 2
+    assert task.changed_paths == ("ok.txt",)
+    assert len(result_lines(Path(task.output_path))) == 2  # both attempts' results are kept
+
+
+@needs_claude
+@pytest.mark.claude
+def test_authentication_failure_is_not_retried(scripted_api: ScriptedAnthropic, repo: Path,
+                                               tmp_path: Path) -> None:
+    marker = scripted_api.script("bad-key", [error(401), text("never reached")])
+    result = run_tasks(scripted_api, repo, tmp_path / "out", [f"go {marker}"], retries=2,
+                       retry_backoff_s=0.05)
+
+    (task,) = result.tasks
+    assert task.status == TaskStatus.FAILED
+    assert result.df.loc[0, "attempts"] == 1
+    assert task.error is not None and task.error.startswith("API error 401")
+    assert len(scripted_api.requests_for("bad-key")) == 1
+
+
+@needs_claude
+@pytest.mark.claude
+def test_the_api_key_never_reaches_the_run_folder(scripted_api: ScriptedAnthropic, repo: Path,
+                                                  tmp_path: Path) -> None:
+    # Not shaped like an Anthropic key, so only the agent's own secret list can catch it.
+    key = "plain-looking-credential-7f3a9c2b71e4"
+    marker = scripted_api.script("leaky", [
+        tool_use("Bash", {"command": "echo key=$ANTHROPIC_API_KEY"}),
+        text(f"the key is {key}"),
+    ])
+    result = run_tasks(scripted_api, repo, tmp_path / "out", [f"leak it {marker}"],
+                       agent_env={"ANTHROPIC_API_KEY": key})
+
+    (task,) = result.tasks
+    assert task.status == TaskStatus.COMPLETED, task.error
+    assert scripted_api.requests_for("leaky")[0].headers.get("x-api-key") == key
+    task_dir = Path(task.output_path)
+    files = [p for p in Path(result.run_dir).rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"execution.log", "events.jsonl", "metadata.json", "run.json"} <= names
+    for path in files:
+        assert key not in path.read_text(errors="replace"), path
+    # It was there to leak: the tool printed it and the model repeated it.
+    assert "key=[REDACTED]" in (task_dir / "events.jsonl").read_text()
+    assert "the key is [REDACTED]" in (task_dir / "execution.log").read_text()

@@ -60,13 +60,15 @@ class Turn:
     cache_creation_tokens: int = 0
 
 
-def text(message: str, **usage: int) -> Turn:
-    return Turn(text=message, **usage)
+def text(message: str, **options: Any) -> Turn:
+    """A final answer (``end_turn``); ``options`` are token counts or ``hang_s``."""
+    return Turn(text=message, **options)
 
 
 def tool_use(name: str, tool_input: Mapping[str, Any], message: str | None = None,
-             **usage: int) -> Turn:
-    return Turn(text=message, tool_name=name, tool_input=dict(tool_input), **usage)
+             **options: Any) -> Turn:
+    """One tool call (``stop_reason: tool_use``), optionally after some text."""
+    return Turn(text=message, tool_name=name, tool_input=dict(tool_input), **options)
 
 
 def error(status: int) -> Turn:
@@ -89,6 +91,8 @@ class RecordedRequest:
     body: bytes
     script: str | None
     """The script this request was answered from (``None`` for side requests)."""
+    received_at: float
+    """``time.monotonic()`` when the request arrived."""
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -298,7 +302,7 @@ def _make_handler(api: ScriptedAnthropic) -> type[BaseHTTPRequestHandler]:
 
         def _record(self, body: bytes, script: str | None) -> None:
             api._record(RecordedRequest(self.command, self.path, dict(self.headers.items()),
-                                        body, script))
+                                        body, script, time.monotonic()))
 
         def _answer(self, turn: Turn, request: Any) -> None:
             if turn.hang_s:
