@@ -22,6 +22,7 @@ from .outputs import parse_datetime, task_result_from_json
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.axes import Axes
 
     STATUS_DTYPE: pd.CategoricalDtype
     SCHEMA: dict[str, Any]
@@ -266,6 +267,18 @@ class RunResult:
 
     def _repr_html_(self) -> str:
         return _render_html(self)
+
+    def plot_timeline(self, ax: Axes | None = None) -> Axes:
+        """One bar per task from start to finish, coloured by status (needs matplotlib)."""
+        from .views.plots import plot_timeline
+
+        return plot_timeline(self, ax=ax)
+
+    def plot_costs(self, ax: Axes | None = None) -> Axes:
+        """The cost of each task, coloured by status (needs matplotlib)."""
+        from .views.plots import plot_costs
+
+        return plot_costs(self, ax=ax)
 
 
 def _html_counts(result: RunResult) -> str:
