@@ -1,7 +1,7 @@
 """Keeping secrets out of everything the SDK writes or raises.
 
-Two nets: the exact values the SDK knows are secret (API keys, tokens, values of env vars whose names
-contain KEY, TOKEN or SECRET), and patterns for credentials it was never told about.
+Two nets: the exact values the SDK knows are secret (API keys, tokens, values of env vars whose
+names contain KEY, TOKEN or SECRET), and patterns for credentials it was never told about.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ _PATTERNS = (
     re.compile(r"(?i)(x-api-key\s*[:=]\s*)[^\s\"',]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-\.=]{8,}"),
     re.compile(r"e2b_[A-Za-z0-9]{16,}"),
+    # Cloud credentials an agent may be given for Bedrock or Vertex.
+    re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+    re.compile(r"(?i)(aws_secret_access_key\s*[:=]\s*)[^\s\"',]+"),
+    re.compile(
+        r"-----BEGIN (?:RSA |EC |OPENSSH )?PRIVATE KEY-----.*?"
+        r"-----END (?:RSA |EC |OPENSSH )?PRIVATE KEY-----",
+        re.DOTALL,
+    ),
 )
 
 

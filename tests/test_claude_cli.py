@@ -264,6 +264,19 @@ def test_describe_has_no_secret_values() -> None:
     assert FAKE_KEY not in described and "ANTHROPIC_API_KEY" in described
 
 
+def test_cloud_credentials_are_masked_without_being_named() -> None:
+    from parallelcc_sdk.redaction import MASK, Redactor
+
+    redactor = Redactor(include_environment=False)
+    text = ("AKIAIOSFODNN7EXAMPLE aws_secret_access_key=wJalrXUtnFEMI/K7MDENG "
+            '{"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQ\\n-----END PRIVATE KEY-----\\n"}'
+            " sk-ant-ort01-refresh-abcdefgh")
+    masked = redactor.redact(text)
+    for secret in ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI", "MIIEvQ", "refresh-abcdefgh"):
+        assert secret not in masked
+    assert masked.count(MASK) == 4
+
+
 # -- the real CLI against the scripted API ---------------------------------------------------------
 
 WRITE_AND_EDIT = [
