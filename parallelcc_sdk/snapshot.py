@@ -45,8 +45,14 @@ def resolve_repo(repo: str | Path) -> Path:
     try:
         top = git_sync("rev-parse", "--show-toplevel", cwd=path).decode().strip()
     except GitError:
+        if git_sync("rev-parse", "--git-dir", cwd=path, check=False).strip():
+            raise RepositoryError(
+                f"repo {str(repo)!r} is a bare repository or a .git folder, with no working tree; "
+                "pass the folder of a checkout."
+            ) from None
         raise RepositoryError(
-            f"repo {str(repo)!r} is not a git repository; run `git init` there or pass another path."
+            f"repo {str(repo)!r} is not a git repository; "
+            "run `git init` there or pass another path."
         ) from None
     if not top:
         raise RepositoryError(
@@ -71,12 +77,19 @@ async def _take(repo: Path, into: Path) -> Snapshot:
     head_out = await git("rev-parse", "--verify", "--quiet", "HEAD^{commit}", cwd=repo, check=False)
     head = head_out.decode().strip() or None
 
-    await git("init", "--quiet", "--bare", str(into))
+    # No template: the user's init.templateDir (hooks, an empty info/) has no place here.
+    await git("init", "--quiet", "--bare", "--template=", str(into))
     (into / "objects" / "info" / "alternates").write_text(f"{common / 'objects'}\n")
-    # The user's own ignore rules must apply exactly as in their checkout.
-    exclude = common / "info" / "exclude"
-    if exclude.is_file():
-        shutil.copyfile(exclude, into / "info" / "exclude")
+    (into / "info").mkdir(exist_ok=True)
+    # The user's own ignore and attribute rules must apply exactly as in their checkout.
+    for name in ("exclude", "attributes"):
+        if (common / "info" / name).is_file():
+            shutil.copyfile(common / "info" / name, into / "info" / name)
+    # A snapshot folder inside the work tree must not snapshot itself.
+    inside = _inside(into, repo)
+    if inside is not None:
+        with (into / "info" / "exclude").open("a", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(f"\n/{_escape_pattern(inside)}/\n")
 
     env = {"GIT_DIR": str(into), "GIT_WORK_TREE": str(repo), "GIT_INDEX_FILE": str(into / "index")}
     # Starting from a copy of the user's index keeps its stat cache, so `git add` rehashes only the
@@ -86,19 +99,51 @@ async def _take(repo: Path, into: Path) -> Snapshot:
         user_index = repo / user_index
     if user_index.is_file():
         shutil.copyfile(user_index, into / "index")
+        # A split index (core.splitIndex) keeps most entries in a shared file next to the index.
+        for shared in user_index.parent.glob("sharedindex.*"):
+            shutil.copyfile(shared, into / shared.name)
     elif head:
         await git("read-tree", head, cwd=repo, env=env)
-    # core.autocrlf & co. from the user's config would rewrite content; snapshot bytes as they are.
-    await git("-c", "core.autocrlf=false", "-c", "core.safecrlf=false", "add", "--all", cwd=repo, env=env)
+    # The copied stat cache holds blobs the user's own `git add` made, converted by their
+    # core.autocrlf (which lives in their config, unread by this private repository). Files are
+    # rehashed only when their stat data changed, so converting any other way would give a snapshot
+    # that depends on timing. Convert as they do; an irreversible conversion only warns.
+    autocrlf = await git("config", "--get", "core.autocrlf", cwd=repo, check=False)
+    await git(
+        "-c",
+        f"core.autocrlf={autocrlf.decode().strip() or 'false'}",
+        "-c",
+        "core.safecrlf=false",
+        "add",
+        "--all",
+        cwd=repo,
+        env=env,
+    )
     tree = (await git("write-tree", cwd=repo, env=env)).decode().strip()
     parents = ["-p", head] if head else []
     message = b"parallelcc snapshot\n"
-    commit = (
-        (await git("commit-tree", tree, *parents, cwd=repo, env=env, stdin=message)).decode().strip()
+    # Never sign: a passphrase prompt or a failing signer must not stop the snapshot.
+    out = await git(
+        "commit-tree", "--no-gpg-sign", tree, *parents, cwd=repo, env=env, stdin=message
     )
+    commit = out.decode().strip()
     if not commit:
         raise SnapshotError(f"could not snapshot {repo}: git commit-tree returned nothing")
     return Snapshot(repo=repo, git_dir=into, commit=commit, head=head)
+
+
+def _inside(path: Path, top: Path) -> str | None:
+    """``path`` relative to ``top`` in git's ``/`` form, or ``None`` unless strictly inside it."""
+    try:
+        rel = path.resolve().relative_to(top.resolve())
+    except ValueError:
+        return None
+    return rel.as_posix() if rel.parts else None
+
+
+def _escape_pattern(rel: str) -> str:
+    """``rel`` as a gitignore pattern that matches only that literal path."""
+    return "".join(f"\\{c}" if c in "\\*?[]!# " else c for c in rel)
 
 
 def _alternates(git_dir: Path) -> list[Path]:
