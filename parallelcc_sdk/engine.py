@@ -29,7 +29,7 @@ from .backends.base import Backend, Sandbox, SandboxSpec
 from .events import Event, EventType, Phase
 from .models import Task, TaskResult, TaskStatus
 from .outputs import RunJournal, write_run_outputs, write_task_metadata
-from .redaction import Redactor
+from .redaction import Redactor, secret_values
 from .results import RunResult, RunSummary
 from .snapshot import Snapshot, take_snapshot
 
@@ -138,7 +138,9 @@ class Engine:
         work_dir = Path(tempfile.mkdtemp(prefix=f"parallelcc-run-{self.run_id}-"))
         state = "finished"
         try:
-            snapshot = await take_snapshot(self.config.repo, work_dir / "snapshot.git")
+            snapshot = await take_snapshot(
+                self.config.repo, work_dir / "snapshot.git", exclude=[self.run_dir.parent]
+            )
             workers = [
                 asyncio.create_task(self._worker(snapshot), name=f"parallelcc-worker-{i}")
                 for i in range(min(self.config.max_concurrent, len(self.tasks)))
@@ -310,7 +312,11 @@ class Engine:
     ) -> dict[str, Any]:
         agent = self.config.agent
         invocation = agent.invocation(task, sandbox.context)
-        redactor = self.redactor.with_secrets(invocation.secrets)
+        # Secret-named variables of this invocation (a task's env=, an agent's env=) are masked
+        # like the agent's own secrets: a command that prints one must not leak it to disk.
+        redactor = self.redactor.with_secrets(
+            (*invocation.secrets, *secret_values(invocation.env))
+        )
         parser = agent.parser(task)
         task_id = task.task_id
 

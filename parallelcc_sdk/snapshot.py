@@ -8,6 +8,7 @@ ref, no index entry, no file.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,16 +62,20 @@ def resolve_repo(repo: str | Path) -> Path:
     return Path(top).resolve()
 
 
-async def take_snapshot(repo: Path, into: Path) -> Snapshot:
-    """Snapshots ``repo`` (a top level from :func:`resolve_repo`) into the new folder ``into``."""
+async def take_snapshot(repo: Path, into: Path, exclude: Sequence[Path] = ()) -> Snapshot:
+    """Snapshots ``repo`` (a top level from :func:`resolve_repo`) into the new folder ``into``.
+
+    Untracked files under the ``exclude`` folders (e.g. the runs' output folder, when it lies
+    inside the repository) are left out, as if they were ignored.
+    """
     try:
-        return await _take(repo, into)
+        return await _take(repo, into, exclude)
     except GitError as exc:
         shutil.rmtree(into, ignore_errors=True)
         raise SnapshotError(f"could not snapshot {repo}: {exc}") from exc
 
 
-async def _take(repo: Path, into: Path) -> Snapshot:
+async def _take(repo: Path, into: Path, exclude: Sequence[Path]) -> Snapshot:
     common = Path((await git("rev-parse", "--git-common-dir", cwd=repo)).decode().strip())
     if not common.is_absolute():
         common = (repo / common).resolve()
@@ -85,11 +90,11 @@ async def _take(repo: Path, into: Path) -> Snapshot:
     for name in ("exclude", "attributes"):
         if (common / "info" / name).is_file():
             shutil.copyfile(common / "info" / name, into / "info" / name)
-    # A snapshot folder inside the work tree must not snapshot itself.
-    inside = _inside(into, repo)
-    if inside is not None:
+    # A snapshot folder inside the work tree must not snapshot itself, nor earlier runs' results.
+    inside = [rel for folder in (into, *exclude) if (rel := _inside(folder, repo)) is not None]
+    if inside:
         with (into / "info" / "exclude").open("a", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(f"\n/{_escape_pattern(inside)}/\n")
+            f.writelines(f"\n/{_escape_pattern(rel)}/\n" for rel in inside)
 
     env = {"GIT_DIR": str(into), "GIT_WORK_TREE": str(repo), "GIT_INDEX_FILE": str(into / "index")}
     # Starting from a copy of the user's index keeps its stat cache, so `git add` rehashes only the

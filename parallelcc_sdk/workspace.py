@@ -43,6 +43,10 @@ async def create_workspace(snapshot: Snapshot, path: Path) -> None:
     # A branch to work on, so an agent that commits does not leave a detached HEAD.
     _write_ref(dot_git, TASK_BRANCH, snapshot.commit)
     (dot_git / "HEAD").write_text(f"ref: {TASK_BRANCH}\n")
+    # Files are checked out and measured byte for byte, whatever the user's global core.autocrlf
+    # says; otherwise line endings, and so the diff, would depend on file timestamps.
+    with (dot_git / "config").open("a", encoding="utf-8") as config:
+        config.write("[core]\n\tautocrlf = false\n\tsafecrlf = false\n")
     await git("-c", "core.autocrlf=false", "reset", "--quiet", "--hard", snapshot.commit, cwd=path)
 
 

@@ -569,3 +569,26 @@ async def test_snapshot_can_be_read_without_the_snapshot_folder_of_another_run(
     second = await take_snapshot(repo, tmp_path / "two")
     shutil.rmtree(first.git_dir)
     assert files_of(second) == {"a.txt": b"a\n"}
+
+
+async def test_excluded_folders_inside_the_work_tree_are_left_out_but_tracked_files_stay(
+    tmp_path: Path,
+) -> None:
+    # The default output folder (./parallel-results) lies inside the repository: earlier runs'
+    # results must not be copied into every task's workspace.
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n", "results/kept.txt": "tracked\n"})
+    write(repo, "results/run-1/run.json", "{}")
+    write(repo, "results/run-1/task-1/changes.patch", "diff\n")
+    write(repo, "other/new.txt", "new\n")
+    snap = await take_snapshot(repo, tmp_path / "snap.git", exclude=[repo / "results"])
+    files = files_of(snap)
+    assert "other/new.txt" in files
+    assert files["results/kept.txt"] == b"tracked\n"
+    assert not [p for p in files if p.startswith("results/run-1")]
+
+
+async def test_excluded_folders_outside_the_work_tree_change_nothing(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    write(repo, "b.txt", "b\n")
+    snap = await take_snapshot(repo, tmp_path / "snap.git", exclude=[tmp_path / "elsewhere"])
+    assert set(files_of(snap)) == {"a.txt", "b.txt"}
