@@ -488,11 +488,12 @@ def test_oauth_token_from_the_environment(scripted_api: ScriptedAnthropic, repo:
 # -- through the engine: pcc.run with the local backend ------------------------------------------
 
 def run_tasks(api: ScriptedAnthropic, repo: Path, out: Path, tasks: list[str],
-              agent_env: dict[str, str] | None = None, **options: Any) -> Any:
+              agent_env: dict[str, str] | None = None, isolation: Any = "none",
+              **options: Any) -> Any:
     import parallelcc_sdk as pcc
 
     agent = agent_for(api, env=agent_env or {})
-    return pcc.run(tasks, repo=repo, agent=agent, backend=pcc.LocalBackend(isolation="none"),
+    return pcc.run(tasks, repo=repo, agent=agent, backend=pcc.LocalBackend(isolation=isolation),
                    output_dir=out, progress=False, **options)
 
 
@@ -503,11 +504,15 @@ def result_lines(task_dir: Path) -> list[dict[str, Any]]:
 
 @needs_claude
 @pytest.mark.claude
+@pytest.mark.parametrize(
+    "isolation", ["none", pytest.param("bubblewrap", marks=pytest.mark.bwrap)]
+)
 def test_run_collects_the_files_the_model_wrote_and_edited(
-    scripted_api: ScriptedAnthropic, repo: Path, tmp_path: Path
+    scripted_api: ScriptedAnthropic, repo: Path, tmp_path: Path, isolation: str
 ) -> None:
     marker = scripted_api.script("e2e-write-edit", WRITE_AND_EDIT)
-    result = run_tasks(scripted_api, repo, tmp_path / "out", [f"Add a helper. {marker}"])
+    result = run_tasks(scripted_api, repo, tmp_path / "out", [f"Add a helper. {marker}"],
+                       isolation=isolation)
 
     (task,) = result.tasks
     assert task.status == TaskStatus.COMPLETED, task.error

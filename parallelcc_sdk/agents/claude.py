@@ -21,7 +21,9 @@ from ..redaction import secret_values
 from .base import Agent, AgentContext, Invocation, OutputParser, SandboxFile
 from .stream_json import StreamJsonParser
 
-PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan"]
+PermissionMode = Literal[
+    "acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"
+]
 AuthMethod = Literal["api_key", "oauth_token", "auth_token", "oauth", "bedrock", "vertex"]
 
 INSTALL_HINT = "npm install -g @anthropic-ai/claude-code"
