@@ -9,6 +9,7 @@ saved, reopened or exported notebook shows (widget models are not saved with the
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from html import escape
@@ -152,7 +153,10 @@ class WidgetView:
 def _replace_display(display_id: str, bundle: dict[str, Any]) -> None:
     from IPython.display import update_display
 
+    # Sent from an empty context, ipykernel parents the message to the cell executing now
+    # (the one blocked in pcc.run or awaiting the handle) rather than to the cell that submitted
+    # the run, which may have finished long ago: frontends only route messages of live requests.
     try:
-        update_display(bundle, raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
+        contextvars.Context().run(update_display, bundle, raw=True, display_id=display_id)
     except Exception:  # no shell any more (kernel shutting down): nothing to update
         logger.debug("could not replace the progress display", exc_info=True)
