@@ -1,4 +1,4 @@
-"""Running git without blocking the event loop, and without reading the user's global state by accident."""
+"""Running git without blocking the event loop, and the same way on every machine."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ class GitError(ParallelCCError):
     """A git command failed."""
 
 
-# Commands must behave the same on every machine: no pager, no prompts, no localised messages, and an
-# identity for the snapshot commit that does not depend on the user's config.
+# Commands must behave the same on every machine: no pager, no prompts, no localised messages,
+# and an identity for the snapshot commit that does not depend on the user's config.
 _BASE_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_PAGER": "cat",

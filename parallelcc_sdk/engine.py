@@ -103,7 +103,9 @@ class Engine:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[str, str] = {}
         self._stop_reason: str | None = None
+        self._interrupted = False
         self._live_costs: dict[str, float] = {}
+        self._spent_before: dict[str, float] = {}  # earlier attempts of tasks being retried
         self._t0 = 0.0
 
     # -- public, loop thread only -------------------------------------------------------------
@@ -111,6 +113,15 @@ class Engine:
     @property
     def stopping(self) -> bool:
         return self._stop_reason is not None
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted
+
+    def interrupt(self, reason: str = "run interrupted (KeyboardInterrupt)") -> None:
+        """Stops the whole run like ``cancel()``, but records it as ``interrupted`` (Ctrl-C)."""
+        self._interrupted = True
+        self._stop(reason)
 
     def cancel(self, task_id: str | None = None, reason: str | None = None) -> None:
         """Cancels one task (queued or running), or the whole run when ``task_id`` is None."""
@@ -155,7 +166,7 @@ class Engine:
             raise
         finally:
             if state == "finished" and self._stop_reason is not None:
-                state = "cancelled"
+                state = "interrupted" if self._interrupted else "cancelled"
             for task in self.tasks:
                 self._finish_unstarted(task, self._stop_reason or "run ended before it started")
             self._queue.clear()
@@ -182,14 +193,14 @@ class Engine:
     def _forget_job(self, task_id: str, _job: asyncio.Task[None]) -> None:
         self._running.pop(task_id, None)
 
-    def _stop(self, reason: str) -> None:
-        """No new task starts; running ones are cancelled with ``reason``."""
+    def _stop(self, reason: str, spare: str | None = None) -> None:
+        """No new task starts; running ones (but ``spare``) are cancelled with ``reason``."""
         if self._stop_reason is None:
             self._stop_reason = reason
         while self._queue:
             self._finish_unstarted(self._queue.popleft(), reason)
         for task_id, job in list(self._running.items()):
-            if not job.done() and task_id not in self._cancel_reasons:
+            if task_id != spare and not job.done() and task_id not in self._cancel_reasons:
                 self._cancel_reasons[task_id] = reason
                 job.cancel(reason)
 
@@ -211,6 +222,7 @@ class Engine:
         timeout = task.timeout if task.timeout is not None else self.config.task_timeout
         attempt = 0
         final: dict[str, Any] = {}
+        spent = _Spend()
         with (
             # Line-buffered local files: each write is a quick append, streamed to disk at once.
             open(task_dir / LOG_FILE, "a", encoding="utf-8", buffering=1) as log,  # noqa: ASYNC230
@@ -220,10 +232,14 @@ class Engine:
                 attempt += 1
                 self._update(task_id, None, attempts=attempt)
                 final = await self._attempt(task, snapshot, attempt, timeout, task_dir, log, events)
+                # Every attempt was paid for: the record shows what the task cost in all.
+                spent.add(final)
                 if not final.pop("_transient", False) or attempt > self.config.retries:
                     break
                 if self.stopping:
                     break
+                self._spent_before[task_id] = spent.cost_usd
+                self._live_costs.pop(task_id, None)
                 delay = self._backoff(attempt)
                 self._update(task_id, EventType.TASK_RETRY, phase=None)
                 log.write(f"[parallelcc] transient failure; retrying in {delay:.1f}s\n")
@@ -237,6 +253,7 @@ class Engine:
                     }
                     break
         final.setdefault("error", None)
+        final.update(spent.totals())
         finished = datetime.now(UTC)
         record = self._update(
             task_id,
@@ -247,6 +264,7 @@ class Engine:
             **final,
         )
         self._live_costs.pop(task_id, None)
+        self._spent_before.pop(task_id, None)
         # Written at once, with no await before it, so a late cancel cannot lose the record.
         write_task_metadata(task_dir, record)
         self._after_finish(record)
@@ -314,9 +332,7 @@ class Engine:
         invocation = agent.invocation(task, sandbox.context)
         # Secret-named variables of this invocation (a task's env=, an agent's env=) are masked
         # like the agent's own secrets: a command that prints one must not leak it to disk.
-        redactor = self.redactor.with_secrets(
-            (*invocation.secrets, *secret_values(invocation.env))
-        )
+        redactor = self.redactor.with_secrets((*invocation.secrets, *secret_values(invocation.env)))
         parser = agent.parser(task)
         task_id = task.task_id
 
@@ -360,7 +376,7 @@ class Engine:
             events.write(json.dumps(redactor.redact_obj(item.raw), ensure_ascii=False) + "\n")
         if item.cost_usd is not None:
             self._live_costs[task_id] = item.cost_usd
-            self._check_budget()
+            self._check_budget(spare=task_id if item.final else None)
         if item.message is not None or item.data:
             self._update(
                 task_id,
@@ -403,12 +419,15 @@ class Engine:
             self._stop(f"fail-fast: task {record.task_id} {record.status.value}")
         self._check_budget()
 
-    def _check_budget(self) -> None:
+    def _check_budget(self, spare: str | None = None) -> None:
+        """Stops the run once the budget is spent; ``spare`` is a task whose work is done."""
         budget = self.config.budget_usd
         if budget is None or self.stopping:
             return
         if self.cost_usd >= budget:
-            self._stop(f"run budget of ${budget:.2f} reached (${self.cost_usd:.2f} spent)")
+            self._stop(
+                f"run budget of ${budget:.2f} reached (${self.cost_usd:.2f} spent)", spare=spare
+            )
 
     @property
     def cost_usd(self) -> float:
@@ -418,7 +437,7 @@ class Engine:
             for r in self.results.values()
             if r.status.is_final and r.task_id not in self._live_costs
         )
-        return finished + sum(self._live_costs.values())
+        return finished + sum(self._live_costs.values()) + sum(self._spent_before.values())
 
     def _backoff(self, attempt: int) -> float:
         base = self.config.retry_backoff_s * (2 ** (attempt - 1))
@@ -449,6 +468,9 @@ class Engine:
     ) -> TaskResult:
         record = self.results[task_id].replace(**changes) if changes else self.results[task_id]
         self.results[task_id] = record
+        # The journal before the event: a listener that reads run.json sees the state announced.
+        if "status" in changes:
+            self.journal.update(record)
         if event is not None:
             phase = changes.get("phase")
             self._emit(
@@ -462,8 +484,6 @@ class Engine:
                     data=data or {},
                 )
             )
-        if "status" in changes:
-            self.journal.update(record)
         return record
 
     def _emit_task(self, event: EventType, task_id: str) -> None:
@@ -483,6 +503,34 @@ class Engine:
             self.journal.finish(state)
             self._emit(Event(EventType.RUN_FINISHED, self.run_id, data={"state": state}))
         return result
+
+
+class _Spend:
+    """Cost and tokens summed over a task's attempts (a retried task paid for each one)."""
+
+    _FIELDS = (
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
+    )
+
+    def __init__(self) -> None:
+        self._sums: dict[str, float | int | None] = dict.fromkeys(self._FIELDS)
+
+    def add(self, fields: Mapping[str, Any]) -> None:
+        for name in self._FIELDS:
+            value = fields.get(name)
+            if value is not None:
+                self._sums[name] = (self._sums[name] or 0) + value
+
+    @property
+    def cost_usd(self) -> float:
+        return float(self._sums["cost_usd"] or 0.0)
+
+    def totals(self) -> dict[str, float | int | None]:
+        return {k: v for k, v in self._sums.items() if v is not None}
 
 
 _METRIC_FIELDS = (

@@ -1,7 +1,7 @@
 """The SDK's exceptions: one root, a few precise subclasses.
 
-Failures of a single task are *data* (its ``status`` and ``error``), never exceptions. Exceptions are
-for input the SDK cannot start with and for misuse of the API.
+Failures of a single task are *data* (its ``status`` and ``error``), never exceptions.
+Exceptions are for input the SDK cannot start with and for misuse of the API.
 """
 
 from __future__ import annotations

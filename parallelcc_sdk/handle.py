@@ -84,7 +84,10 @@ class ExecutionHandle:
             self._outcome.set_exception(exc)
             return
         result: RunResult = future.result()
-        self._state = "cancelled" if self._engine.stopping else "finished"
+        if self._engine.interrupted:
+            self._state = "interrupted"
+        else:
+            self._state = "cancelled" if self._engine.stopping else "finished"
         self._outcome.set_result(result)
 
     # -- events -------------------------------------------------------------------------------
@@ -253,9 +256,19 @@ class ExecutionHandle:
                 "or handle.cancel() to stop it."
             ) from None
         except KeyboardInterrupt:
-            self.cancel()
+            self._interrupt()
             self._wait_closed(_CLOSE_GRACE_S)
             raise
+
+    def _interrupt(self) -> None:
+        """``cancel()`` after a KeyboardInterrupt: the run is recorded as ``interrupted``."""
+        if self.done() or self._loop is None:
+            return
+        if _bridge.running_loop() is self._loop:
+            self._engine.interrupt()
+        else:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._engine.interrupt)
 
     def _wait_closed(self, timeout: float) -> None:
         """Waits (bounded) for the run to end after a cancel, e.g. at interpreter exit."""
@@ -265,6 +278,11 @@ class ExecutionHandle:
             concurrent.futures.wait([self._outcome], timeout=timeout)
 
     # -- display ------------------------------------------------------------------------------
+
+    def _ipython_display_(self) -> None:
+        from .views import display_handle
+
+        display_handle(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from .views import mimebundle
@@ -297,5 +315,5 @@ def _wait_in_own_loop(handle: ExecutionHandle, timeout: float | None) -> RunResu
             ) from None
 
     return run_nested(
-        loop, wait, what=f"handle.result() for run {handle.run_id}", on_interrupt=handle.cancel
+        loop, wait, what=f"handle.result() for run {handle.run_id}", on_interrupt=handle._interrupt
     )

@@ -32,8 +32,8 @@ STATUS_ORDER: tuple[str, ...] = tuple(s.value for s in TaskStatus)
 class Task:
     """One unit of work: a prompt for the agent, run in its own sandbox.
 
-    ``id`` defaults to ``task-N`` (N = position in the input, from 1). ``timeout`` overrides the run's
-    ``task_timeout`` for this task; ``env`` adds environment variables for this task's agent.
+    ``id`` defaults to ``task-N`` (N = position in the input, from 1). ``timeout`` overrides the
+    run's ``task_timeout`` for this task; ``env`` adds environment variables for this task's agent.
     """
 
     prompt: str
@@ -66,7 +66,7 @@ class ChangeStats:
 
 @dataclass(frozen=True)
 class AgentMetrics:
-    """What the agent reported about its own work (all optional: a plain command reports nothing)."""
+    """What the agent reported about its own work (all optional: a command reports nothing)."""
 
     cost_usd: float | None = None
     input_tokens: int | None = None

@@ -1,8 +1,8 @@
-"""The agent protocol: how a task becomes a command, and how its output becomes progress and metrics.
+"""The agent protocol: how a task becomes a command, and its output progress and metrics.
 
-An agent knows nothing about where it runs. A backend gives it an :class:`AgentContext` (the paths the
-command will see) and runs the :class:`Invocation` it returns; every line of output goes to the
-agent's :class:`OutputParser`.
+An agent knows nothing about where it runs. A backend gives it an :class:`AgentContext` (the
+paths the command will see) and runs the :class:`Invocation` it returns; every line of output
+goes to the agent's :class:`OutputParser`.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class Progress:
     """Structured progress fields (``turn``, ``tool``, ``text``, ``retry``...)."""
     cost_usd: float | None = None
     """Total cost so far, when the agent reports it (used by the run budget)."""
+    final: bool = False
+    """True for the agent's closing report: its work is done, so a run-budget stop that this
+    report triggers does not cancel it (the stop applies to the other tasks)."""
 
 
 @dataclass(frozen=True)

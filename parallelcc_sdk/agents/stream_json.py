@@ -8,6 +8,7 @@ event decides the outcome; a run without one crashed or was killed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import deque
@@ -150,7 +151,7 @@ class StreamJsonParser(OutputParser):
         if self._cost_usd is not None:
             summary += f" · ${self._cost_usd:.4f}"
         data = {"phase": "result", "num_turns": event.get("num_turns")}
-        return (self._progress(event, summary, data),)
+        return (dataclasses.replace(self._progress(event, summary, data), final=True),)
 
     def _on_rate_limit(self, event: Mapping[str, Any]) -> Sequence[Progress]:
         info = event.get("rate_limit_info")

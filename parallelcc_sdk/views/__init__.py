@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     from .text import TextView
     from .widget import WidgetView
 
-__all__ = ["ENV_VAR", "attach_progress", "mimebundle", "resolve_mode", "widget_view"]
+__all__ = [
+    "ENV_VAR",
+    "attach_progress",
+    "display_handle",
+    "mimebundle",
+    "resolve_mode",
+    "widget_view",
+]
 
 # One live widget per handle, shared by every display of it (one set of comm messages for all).
 _widgets: weakref.WeakKeyDictionary[Any, WidgetView] = weakref.WeakKeyDictionary()
@@ -55,6 +62,20 @@ def widget_view(handle: HandleLike) -> WidgetView:
             view = WidgetView(handle)
             _widgets[handle] = view
         return view
+
+
+def display_handle(handle: HandleLike) -> None:
+    """Shows ``handle`` in the current cell (IPython's ``_ipython_display_`` hook).
+
+    A live run in a widget-capable kernel gets the live widget under a display id, so it too is
+    replaced by the static snapshot when the run ends; anything else gets the static bundle.
+    """
+    from IPython.display import display
+
+    if not handle.done() and _env_allows_widgets() and resolve_mode("auto") == "widgets":
+        widget_view(handle).display()
+    else:
+        display(mimebundle(handle), raw=True)  # type: ignore[no-untyped-call]
 
 
 def mimebundle(

@@ -34,7 +34,9 @@ class WidgetView:
 
         self.handle = handle
         self.state = RunState.from_handle(handle)
-        self._display_id: str | None = None
+        # Every place this view is shown (submit's auto display, `handle` as a cell's last
+        # expression, display(handle)); each is swapped for the static snapshot at the end.
+        self._display_ids: list[str] = []
         self._finalized = False
         self._lock = threading.Lock()
 
@@ -103,8 +105,10 @@ class WidgetView:
             self.cancel_button.disabled = True
             self.cancel_button.description = "Run " + self.state.status
             self.cancel_button.button_style = ""
-        if self._display_id is not None:
-            _replace_display(self._display_id, self.snapshot_bundle())
+        with self._lock:
+            display_ids = list(self._display_ids)
+        for display_id in display_ids:
+            _replace_display(display_id, self.snapshot_bundle())
 
     # -- user actions (kernel's main thread) --------------------------------------------------
 
@@ -145,9 +149,14 @@ class WidgetView:
         from IPython.display import display
 
         handle = display(self.mimebundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
-        self._display_id = None if handle is None else str(handle.display_id)
-        if self._finalized and self._display_id is not None:
-            _replace_display(self._display_id, self.snapshot_bundle())
+        if handle is None:
+            return
+        display_id = str(handle.display_id)
+        with self._lock:
+            self._display_ids.append(display_id)
+            finalized = self._finalized
+        if finalized:
+            _replace_display(display_id, self.snapshot_bundle())
 
 
 def _replace_display(display_id: str, bundle: dict[str, Any]) -> None:
