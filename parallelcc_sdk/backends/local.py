@@ -128,7 +128,9 @@ class LocalSandbox(Sandbox):
             argv = bubblewrap_argv(
                 argv,
                 writable=[self.workspace, self.home, self.tmp],
-                readable=list(self.spec.snapshot.object_dirs),
+                # The user's repository is mounted read-only at its own path: under the private
+                # /tmp it would otherwise be an empty, writable folder where writes vanish silently.
+                readable=[self.spec.snapshot.repo, *self.spec.snapshot.object_dirs],
                 cwd=self.workspace,
             )
         return await run_streaming(
