@@ -19,4 +19,4 @@ fi
 "$venv/bin/python" -m pip install --quiet \
     "jupyterlab>=4.2" "playwright>=1.45" \
     "ipywidgets>=8.1" "ipykernel>=6.29" "jupyter_client>=8" "nbval>=0.11" \
-    "nest-asyncio2>=1.7.4" "matplotlib>=3.8"
+    "matplotlib>=3.8"

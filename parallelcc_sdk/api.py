@@ -41,13 +41,12 @@ def submit(
 ) -> ExecutionHandle:
     """Starts a run and returns its live handle at once.
 
-    Inside a running event loop (``async`` code, a notebook cell) the run goes on that loop;
-    elsewhere it goes on a background loop thread. Bad input raises a
-    :class:`~parallelcc_sdk.errors.ValidationError` before any sandbox starts.
+    The run goes on the SDK's own background event-loop thread, so it never blocks (nor needs)
+    the caller's loop. Bad input raises a :class:`~parallelcc_sdk.errors.ValidationError`
+    before any sandbox starts.
     """
     return _submit(
         tasks,
-        use_portal=False,
         repo=repo,
         backend=backend,
         agent=agent,
@@ -66,16 +65,16 @@ def submit(
 def run(tasks: Any, **options: Any) -> RunResult:
     """Runs ``tasks`` and blocks until they finish: ``submit(...).result()``.
 
-    Works in scripts, pytest and notebook cells (there the run uses a background loop thread, so
-    the notebook's own loop is never blocked). Ctrl-C or a kernel interrupt cancels the run and
+    Works in scripts, pytest and notebook cells. Ctrl-C or a kernel interrupt cancels the run and
     closes every sandbox before the KeyboardInterrupt propagates.
     """
-    return _submit(tasks, use_portal=True, **options).result()
+    return _submit(tasks, **options).result()
 
 
 async def run_async(tasks: Any, **options: Any) -> RunResult:
-    """Runs ``tasks`` on the current event loop; cancelling this call cancels the run."""
-    handle = _submit(tasks, use_portal=False, **options)
+    """Runs ``tasks`` and waits without blocking the event loop; cancelling this call cancels
+    the run (and waits for its sandboxes to close)."""
+    handle = _submit(tasks, **options)
     try:
         return await handle.wait()
     except BaseException:
@@ -94,7 +93,6 @@ async def _wait_quietly(handle: ExecutionHandle) -> None:
 def _submit(
     tasks: Any,
     *,
-    use_portal: bool,
     repo: str | os.PathLike[str] = ".",
     backend: str | Backend = "local",
     agent: str | Agent = "claude",
@@ -144,7 +142,7 @@ def _submit(
         from .views import attach_progress
 
         attach_progress(handle, progress)
-    handle._start(use_portal=use_portal)
+    handle._start()
     return handle
 
 

@@ -257,7 +257,7 @@ class Engine:
         finished = datetime.now(UTC)
         record = self._update(
             task_id,
-            EventType.TASK_FINISHED,
+            None,
             finished_at=finished,
             duration_s=time.monotonic() - t0,
             phase=None,
@@ -265,8 +265,10 @@ class Engine:
         )
         self._live_costs.pop(task_id, None)
         self._spent_before.pop(task_id, None)
-        # Written at once, with no await before it, so a late cancel cannot lose the record.
+        # Written at once, with no await before it, so a late cancel cannot lose the record, and
+        # before the event, so a listener that reacts to it finds the file.
         write_task_metadata(task_dir, record)
+        self._emit_task(EventType.TASK_FINISHED, task_id)
         self._after_finish(record)
 
     async def _attempt(
@@ -450,12 +452,11 @@ class Engine:
         record = self.results[task.task_id]
         if record.status.is_final:
             return
-        record = self._update(
-            task.task_id, EventType.TASK_FINISHED, status=TaskStatus.CANCELLED, error=reason
-        )
+        record = self._update(task.task_id, None, status=TaskStatus.CANCELLED, error=reason)
         task_dir = self.run_dir / task.task_id
         task_dir.mkdir(exist_ok=True)
         write_task_metadata(task_dir, record)
+        self._emit_task(EventType.TASK_FINISHED, task.task_id)
 
     def _update(
         self,

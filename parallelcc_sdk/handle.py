@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _bridge
-from .errors import ParallelCCError, RunNotFinishedError
+from .errors import ParallelCCError, RunNotFinishedError, SyncCallInRunningLoopError
 from .events import Event, EventType
 from .models import STATUS_ORDER, TaskResult
 
@@ -53,19 +53,16 @@ class ExecutionHandle:
 
     # -- starting (used by api.submit) --------------------------------------------------------
 
-    def _start(self, *, use_portal: bool) -> None:
-        loop = None if use_portal else _bridge.running_loop()
+    def _start(self) -> None:
+        # Every run lives on the SDK's own loop thread, whoever calls: so `await handle`,
+        # `handle.result()` and `pcc.run` all work from a notebook cell, a script or async code,
+        # and the caller's loop (a notebook kernel's) is never blocked nor patched.
         self._state = "running"
         self._monotonic_start = time.monotonic()
         _bridge.register_run(self)
-        if loop is not None:
-            self._loop = loop
-            self._task = loop.create_task(self._engine.run(), name=f"parallelcc-{self.run_id}")
-            self._task.add_done_callback(self._on_done)
-        else:
-            self._loop = _bridge.portal.loop()
-            future = _bridge.portal.submit(self._run_on_portal())
-            future.add_done_callback(self._on_done)
+        self._loop = _bridge.portal.loop()
+        future = _bridge.portal.submit(self._run_on_portal())
+        future.add_done_callback(self._on_done)
 
     async def _run_on_portal(self) -> RunResult:
         self._task = asyncio.ensure_future(self._engine.run())
@@ -295,25 +292,12 @@ class ExecutionHandle:
 
 
 def _wait_in_own_loop(handle: ExecutionHandle, timeout: float | None) -> RunResult:
-    """``handle.result()`` called on the very thread whose running loop drives the run.
+    """``handle.result()`` called on the SDK's loop thread itself (e.g. from a listener).
 
-    Only nest-asyncio2 can make this work (see ``_nest``); where it cannot be used this raises
-    SyncCallInRunningLoopError at once rather than hanging the loop.
+    Blocking there would stop the very loop that must finish the run: fail at once instead.
     """
-    from ._nest import run_nested
-
-    loop = handle._loop
-    assert loop is not None
-
-    async def wait() -> RunResult:
-        try:
-            return await asyncio.wait_for(handle.wait(), timeout)
-        except TimeoutError:
-            raise RunNotFinishedError(
-                f"run {handle.run_id} did not finish within {timeout}s; call result() again, "
-                "or handle.cancel() to stop it."
-            ) from None
-
-    return run_nested(
-        loop, wait, what=f"handle.result() for run {handle.run_id}", on_interrupt=handle._interrupt
+    raise SyncCallInRunningLoopError(
+        f"handle.result() for run {handle.run_id} was called on the thread that runs it (from a "
+        "listener?), where blocking would hang the run; use `await handle` from async code, or "
+        "call result() from your own code instead."
     )

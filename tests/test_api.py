@@ -46,44 +46,35 @@ def state_events(events: list[Event]) -> list[tuple[str, str | None, str | None]
 
 
 @pytest.mark.timeout(60)
-async def test_submit_inside_a_running_loop_runs_on_that_loop(
-    pcc_opts: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+async def test_submit_inside_a_running_loop_runs_on_the_sdk_loop_thread(
+    pcc_opts: dict[str, Any],
 ) -> None:
-    # Without nested event loops, blocking on the loop that runs the run must fail, not hang.
-    monkeypatch.setenv("PARALLELCC_NEST_ASYNCIO", "0")
-    threads: set[int] = set()
+    threads: set[str] = set()
     handle = pcc.submit(
         ["a", "b"],
-        agent=pcc.Command("echo hi"),
-        listeners=[lambda e: threads.add(threading.get_ident())],
+        agent=pcc.Command("sleep 0.2"),
+        listeners=[lambda e: threads.add(threading.current_thread().name)],
         **pcc_opts,
     )
     assert not handle.done() and handle.status == "running"
-    # Blocking here would hang the very loop that runs the run: an error, at once.
-    t0 = time.monotonic()
-    with pytest.raises(pcc.SyncCallInRunningLoopError) as info:
-        handle.result()
-    assert time.monotonic() - t0 < 1
-    assert handle.run_id in str(info.value) and "await" in str(info.value)
-    assert isinstance(info.value, pcc.ParallelCCError)
-    assert not handle.done()
-
     result = await handle
     assert result.success
-    assert threads == {threading.get_ident()}
+    assert threads == {"parallelcc-loop"}  # never the caller's loop thread
     assert handle.done() and handle.status == "finished"
     assert (await handle.wait()).run_id == result.run_id
-    assert handle.result().run_id == result.run_id  # finished: no longer blocks
+    assert handle.result().run_id == result.run_id
 
 
 @pytest.mark.timeout(60)
-async def test_result_inside_the_running_loop_with_nested_loops(pcc_opts: dict[str, Any]) -> None:
-    pytest.importorskip("nest_asyncio2")
+async def test_result_inside_a_running_loop_blocks_without_patching_asyncio(
+    pcc_opts: dict[str, Any],
+) -> None:
     handle = pcc.submit(["a", "b"], agent=pcc.Command("sleep 0.2"), **pcc_opts)
     assert not handle.done()
-    result = handle.result(timeout=30)  # blocks this loop's caller, while the loop runs the run
+    result = handle.result(timeout=30)  # blocks this loop's thread; the run goes on elsewhere
     assert result.success and handle.done()
     assert [t.status for t in result.tasks] == [TaskStatus.COMPLETED] * 2
+    assert not hasattr(asyncio, "_nest_patched")
 
 
 def test_submit_without_a_loop_runs_in_the_background(pcc_opts: dict[str, Any]) -> None:
@@ -284,7 +275,7 @@ def test_keyboard_interrupt_during_run_leaves_no_process(pcc_repo: Path, tmp_pat
 # -- the run folder ---------------------------------------------------------------------------
 
 
-def test_run_json_exists_before_the_first_task_starts_and_is_kept_current(
+def test_run_json_exists_before_the_first_task_starts_and_is_kept_current_with_metadata(
     pcc_opts: dict[str, Any],
 ) -> None:
     out = Path(pcc_opts["output_dir"])
@@ -312,6 +303,8 @@ def test_run_json_exists_before_the_first_task_starts_and_is_kept_current(
                 record = next(t for t in journal(event)["tasks"] if t["task_id"] == event.task_id)
                 assert record["status"] == "completed", record
                 assert record["sandbox_id"] and record["finished_at"]
+                metadata = out / event.run_id / str(event.task_id) / "metadata.json"
+                assert json.loads(metadata.read_text())["status"] == "completed"
                 checks.append(f"finished {event.task_id}")
         except Exception as exc:  # listener errors are only logged: collect them instead
             problems.append(f"{event.type} {event.task_id}: {exc!r}")

@@ -1,5 +1,9 @@
-"""Blocking on a run from inside the event loop that drives it: nest-asyncio2 when it can be used,
-SyncCallInRunningLoopError at once (never a hang) when it cannot."""
+"""Every way of waiting on a run from sync and async code, with asyncio left untouched.
+
+Runs live on the SDK's own loop thread, so nothing ever needs to re-enter a running loop (the
+nest-asyncio approach, which crashed a kernel's loop when applied while it ran). The one call
+that cannot work, blocking on the SDK's loop thread itself, fails at once instead of hanging.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 import parallelcc_sdk as pcc
-from parallelcc_sdk import _nest
+from parallelcc_sdk.events import Event, EventType
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -30,7 +35,9 @@ def repo(tmp_path: Path) -> Path:
     return path
 
 
-def _submit(repo: Path, tmp_path: Path, command: str = "echo hi") -> pcc.ExecutionHandle:
+def _submit(
+    repo: Path, tmp_path: Path, command: str = "echo hi", **options: object
+) -> pcc.ExecutionHandle:
     return pcc.submit(
         ["a", "b"],
         repo=repo,
@@ -38,55 +45,45 @@ def _submit(repo: Path, tmp_path: Path, command: str = "echo hi") -> pcc.Executi
         backend=pcc.LocalBackend(isolation="none"),
         output_dir=tmp_path / "out",
         progress="off",
+        **options,  # type: ignore[arg-type]
     )
 
 
-def test_blocking_in_own_loop_without_nesting_raises_at_once(
-    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_blocking_from_a_listener_on_the_runs_own_thread_raises_at_once(
+    repo: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(_nest.ENV_VAR, "0")
+    outcomes: list[str] = []
 
-    async def main() -> None:
-        handle = _submit(repo, tmp_path, "sleep 0.3")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        with pytest.raises(pcc.SyncCallInRunningLoopError, match="use `await`"):
-            handle.result()
-        assert loop.time() - started < 0.2
-        result = await handle  # the run itself was not disturbed
-        assert result.success
+    def on_event(event: Event) -> None:
+        if event.type is EventType.TASK_STARTED and not outcomes:
+            started = time.monotonic()
+            try:
+                handle.result()
+            except pcc.SyncCallInRunningLoopError as exc:
+                outcomes.append(f"raised in {time.monotonic() - started:.2f}s: {exc}")
 
-    asyncio.run(main())
+    handle = _submit(repo, tmp_path, "sleep 0.3", listeners=[on_event])
+    result = handle.result(timeout=30)  # the run itself was not disturbed
+    assert result.success
+    assert len(outcomes) == 1 and outcomes[0].startswith("raised in 0.0")
+    assert "would hang the run" in outcomes[0] and handle.run_id in outcomes[0]
 
 
-def test_missing_nest_asyncio2_is_named_in_the_error(
-    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_blocking_inside_a_running_loop_works_without_patching_asyncio(
+    repo: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv(_nest.ENV_VAR, raising=False)
-    monkeypatch.setitem(sys.modules, "nest_asyncio2", None)  # makes the import fail
+    async def main() -> pcc.RunResult:
+        handle = _submit(repo, tmp_path, "sleep 0.2")
+        assert not handle.done()
+        return handle.result(timeout=30)  # blocks this loop's thread; the run is elsewhere
 
-    async def main() -> None:
-        handle = _submit(repo, tmp_path)
-        with pytest.raises(pcc.SyncCallInRunningLoopError, match="nest-asyncio2 is not installed"):
-            handle.result()
-        await handle
-
-    asyncio.run(main())
-
-
-def test_loops_that_cannot_be_patched_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(_nest.ENV_VAR, raising=False)
-
-    class OtherLoop(asyncio.AbstractEventLoop):  # what uvloop.Loop is, as far as nesting goes
-        pass
-
-    reason = _nest.refusal(OtherLoop())
-    assert reason is not None and "cannot be nested" in reason
-    assert _nest.refusal(asyncio.new_event_loop()) is None
+    result = asyncio.run(main())
+    assert result.success
+    assert not hasattr(asyncio, "_nest_patched")
 
 
 def _run_script(code: str, tmp_path: Path, repo: Path) -> str:
-    # nest-asyncio2 patches asyncio for the whole process, so these run in a fresh interpreter.
+    # A fresh interpreter: a clean asyncio, and no loop thread left over from other tests.
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(code))
     out = subprocess.run(
@@ -99,21 +96,18 @@ def _run_script(code: str, tmp_path: Path, repo: Path) -> str:
     return out.stdout
 
 
-def test_blocking_in_own_loop_works_with_nest_asyncio2(repo: Path, tmp_path: Path) -> None:
+def test_submit_then_result_and_timeouts_inside_a_loop(repo: Path, tmp_path: Path) -> None:
     stdout = _run_script(
         """
         import asyncio, sys
         import parallelcc_sdk as pcc
 
-        assert not hasattr(asyncio, "_nest_patched")  # importing the SDK patches nothing
-
         async def main():
             handle = pcc.submit(["a", "b", "c"], repo=sys.argv[1], output_dir=sys.argv[2],
                                 agent=pcc.Command("echo $PARALLELCC_TASK_ID > out.txt"),
                                 backend=pcc.LocalBackend(isolation="none"), progress="off")
-            result = handle.result()          # sync call on the loop that runs the handle
-            print("nested", result.success, sorted(result.df.status.astype(str)))
-            print("patched", getattr(asyncio, "_nest_patched", False))
+            result = handle.result()          # sync call inside a running loop
+            print("result", result.success, sorted(result.df.status.astype(str)))
             late = pcc.submit(["slow"], repo=sys.argv[1], output_dir=sys.argv[2],
                               agent=pcc.Command("sleep 5"),
                               backend=pcc.LocalBackend(isolation="none"), progress="off")
@@ -125,14 +119,15 @@ def test_blocking_in_own_loop_works_with_nest_asyncio2(repo: Path, tmp_path: Pat
             print("cancelled", (await late).tasks[0].status.value)
 
         asyncio.run(main())
+        print("patched", hasattr(asyncio, "_nest_patched"))
         """,
         tmp_path,
         repo,
     )
-    assert "nested True ['completed', 'completed', 'completed']" in stdout
-    assert "patched True" in stdout
+    assert "result True ['completed', 'completed', 'completed']" in stdout
     assert "timeout ok" in stdout
     assert "cancelled cancelled" in stdout
+    assert "patched False" in stdout
 
 
 def test_sync_and_async_entry_points_in_a_plain_script(repo: Path, tmp_path: Path) -> None:
@@ -149,7 +144,7 @@ def test_sync_and_async_entry_points_in_a_plain_script(repo: Path, tmp_path: Pat
         async def main():
             print("run_async", (await pcc.run_async(["a"], **kw)).success)
             print("await", (await pcc.submit(["a"], **kw)).success)
-            print("run in loop", pcc.run(["a"], **kw).success)  # blocking call, portal loop
+            print("run in loop", pcc.run(["a"], **kw).success)  # blocking call inside a loop
 
         asyncio.run(main())
         print("patched", hasattr(asyncio, "_nest_patched"))
@@ -159,4 +154,4 @@ def test_sync_and_async_entry_points_in_a_plain_script(repo: Path, tmp_path: Pat
     )
     for line in ("run True", "result True", "run_async True", "await True", "run in loop True"):
         assert line in stdout
-    assert "patched False" in stdout  # nothing needed nesting, so nothing was patched
+    assert "patched False" in stdout  # asyncio was never patched
