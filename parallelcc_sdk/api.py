@@ -45,67 +45,6 @@ def submit(
     the caller's loop. Bad input raises a :class:`~parallelcc_sdk.errors.ValidationError`
     before any sandbox starts.
     """
-    return _submit(
-        tasks,
-        repo=repo,
-        backend=backend,
-        agent=agent,
-        max_concurrent=max_concurrent,
-        fail_fast=fail_fast,
-        output_dir=output_dir,
-        task_timeout=task_timeout,
-        progress=progress,
-        retries=retries,
-        retry_backoff_s=retry_backoff_s,
-        budget_usd=budget_usd,
-        listeners=listeners,
-    )
-
-
-def run(tasks: Any, **options: Any) -> RunResult:
-    """Runs ``tasks`` and blocks until they finish: ``submit(...).result()``.
-
-    Works in scripts, pytest and notebook cells. Ctrl-C or a kernel interrupt cancels the run and
-    closes every sandbox before the KeyboardInterrupt propagates.
-    """
-    return _submit(tasks, **options).result()
-
-
-async def run_async(tasks: Any, **options: Any) -> RunResult:
-    """Runs ``tasks`` and waits without blocking the event loop; cancelling this call cancels
-    the run (and waits for its sandboxes to close)."""
-    handle = _submit(tasks, **options)
-    try:
-        return await handle.wait()
-    except BaseException:
-        if not handle.done():
-            handle.cancel()
-            await _wait_quietly(handle)
-        raise
-
-
-async def _wait_quietly(handle: ExecutionHandle) -> None:
-    # The run's own outcome no longer matters: the caller is unwinding.
-    with contextlib.suppress(BaseException):
-        await handle.wait()
-
-
-def _submit(
-    tasks: Any,
-    *,
-    repo: str | os.PathLike[str] = ".",
-    backend: str | Backend = "local",
-    agent: str | Agent = "claude",
-    max_concurrent: int = 3,
-    fail_fast: bool = False,
-    output_dir: str | os.PathLike[str] = DEFAULT_OUTPUT_DIR,
-    task_timeout: float | None = None,
-    progress: str | bool = "auto",
-    retries: int = 0,
-    retry_backoff_s: float = 2.0,
-    budget_usd: float | None = None,
-    listeners: Iterable[Listener] = (),
-) -> ExecutionHandle:
     task_list = load_tasks(tasks)
     config = RunConfig(
         repo=resolve_repo(os.fspath(repo)),
@@ -144,6 +83,34 @@ def _submit(
         attach_progress(handle, progress)
     handle._start()
     return handle
+
+
+def run(tasks: Any, **options: Any) -> RunResult:
+    """Runs ``tasks`` and blocks until they finish: ``submit(...).result()``.
+
+    Works in scripts, pytest and notebook cells. Ctrl-C or a kernel interrupt cancels the run and
+    closes every sandbox before the KeyboardInterrupt propagates.
+    """
+    return submit(tasks, **options).result()
+
+
+async def run_async(tasks: Any, **options: Any) -> RunResult:
+    """Runs ``tasks`` and waits without blocking the event loop; cancelling this call cancels
+    the run (and waits for its sandboxes to close)."""
+    handle = submit(tasks, **options)
+    try:
+        return await handle.wait()
+    except BaseException:
+        if not handle.done():
+            handle.cancel()
+            await _wait_quietly(handle)
+        raise
+
+
+async def _wait_quietly(handle: ExecutionHandle) -> None:
+    # The run's own outcome no longer matters: the caller is unwinding.
+    with contextlib.suppress(BaseException):
+        await handle.wait()
 
 
 def resolve_backend(backend: str | Backend) -> Backend:
