@@ -23,9 +23,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("PARALLELCC_NOTEBOOKS_REAL_API") == "1":
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from support.scripted_anthropic import ScriptedAnthropic
+    from support.scripted_anthropic import ScriptedAnthropic, note_taker
 
-    _server = ScriptedAnthropic().start()
+    # Each task's "model" makes one small real edit, so the notebook shows real changes.
+    _server = ScriptedAnthropic(responder=note_taker).start()
     # Kernels are started by nbval after this and inherit the environment.
     os.environ["ANTHROPIC_BASE_URL"] = _server.url
     os.environ["ANTHROPIC_API_KEY"] = "sk-ant-scripted-notebook-key"

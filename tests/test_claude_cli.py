@@ -26,6 +26,7 @@ from support.scripted_anthropic import (
     error,
     first_user_text,
     hang,
+    note_taker,
     text,
     tool_use,
     wait_for,
@@ -44,8 +45,12 @@ _AUTH_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TO
               "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CONFIG_DIR",
               "ANTHROPIC_BASE_URL")
 
-needs_claude = pytest.mark.skipif(shutil.which("claude") is None,
-                                  reason="the claude CLI is not installed (.ci/install-claude.sh)")
+# CI installs the CLI (.ci/install-claude.sh): where it is missing these tests fail, and skip only
+# when that is asked for explicitly.
+needs_claude = pytest.mark.skipif(
+    shutil.which("claude") is None and os.environ.get("PARALLELCC_NO_CLAUDE") == "1",
+    reason="PARALLELCC_NO_CLAUDE=1 and the claude CLI is not installed",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -638,3 +643,20 @@ def test_the_api_key_never_reaches_the_run_folder(scripted_api: ScriptedAnthropi
     # It was there to leak: the tool printed it and the model repeated it.
     assert "key=[REDACTED]" in (task_dir / "events.jsonl").read_text()
     assert "the key is [REDACTED]" in (task_dir / "execution.log").read_text()
+
+
+@needs_claude
+@pytest.mark.claude
+def test_a_responder_model_makes_a_real_edit_per_task(repo: Path, tmp_path: Path) -> None:
+    # The stand-in model the notebooks use: one Bash call that appends the task to the file the
+    # prompt names. Checks the whole path a notebook relies on, with unmarked prompts.
+    with ScriptedAnthropic(responder=note_taker) as api:
+        result = run_tasks(api, repo, tmp_path / "out",
+                           ["Document greet in src/app.py", "Write a usage section"])
+    first, second = result.tasks
+    assert (first.status, second.status) == (TaskStatus.COMPLETED, TaskStatus.COMPLETED)
+    assert first.changed_paths == ("src/app.py",) and first.lines_added == 1
+    assert second.changed_paths == ("NOTES.md",)
+    copied = Path(first.output_path) / "changed-files" / "src" / "app.py"
+    assert copied.read_text().endswith("# TODO: Document greet in src/app.py\n")
+    assert first.final_text == "Done: I noted the task in the file it names."

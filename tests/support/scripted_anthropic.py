@@ -6,16 +6,20 @@ main conversation takes the script's next turn. A turn is a model reply (text an
 an HTTP error with the API's JSON error body, a dropped connection, or a hang (for kill tests).
 
 Every request is recorded (path, headers, body) so tests can check the exact bytes the CLI sent.
+
+Prompts without a marker get ``text("OK")``, or, when the server has a ``responder``, whatever it
+answers for the request (``note_taker`` is one: it makes every task a small real edit).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -108,8 +112,14 @@ class _ScriptState:
 class ScriptedAnthropic:
     """A threaded HTTP server on 127.0.0.1 that plays scripts; use as a context manager."""
 
-    def __init__(self, *, model: str = "claude-sonnet-4-5") -> None:
+    def __init__(
+        self,
+        *,
+        model: str = "claude-sonnet-4-5",
+        responder: Callable[[Mapping[str, Any]], Turn] | None = None,
+    ) -> None:
         self.model = model
+        self.responder = responder
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, _ScriptState] = {}
         self._lock = threading.Lock()
@@ -189,6 +199,30 @@ def first_user_text(body: Any) -> list[str]:
     if isinstance(content, str):
         return [content]
     return [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+
+
+_FILE_NAME = re.compile(r"[\w./-]+\.(?:py|md|txt|toml|json|ya?ml)\b")
+
+
+def note_taker(body: Mapping[str, Any]) -> Turn:
+    """A stateless model for demos: it appends the task, as a comment line, to the first file the
+    prompt names (``NOTES.md`` if none) with one Bash call, then says it is done."""
+    messages = body.get("messages") or []
+    # Once any tool result is in the conversation, the one edit has been made.
+    if any(
+        isinstance(block, dict) and block.get("type") == "tool_result"
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+    ):
+        return text("Done: I noted the task in the file it names.")
+    prompt = " ".join(first_user_text(body)).strip().splitlines()[-1].strip() if messages else ""
+    match = _FILE_NAME.search(prompt)
+    target = match.group(0) if match else "NOTES.md"
+    line = f"# TODO: {prompt}"
+    command = f"printf '%s\\n' {shlex.quote(line)} >> {shlex.quote(target)}"
+    return tool_use("Bash", {"command": command, "description": f"Note the task in {target}"},
+                    message=f"I'll note this in {target}.")
 
 
 def _sse(event: str, data: Mapping[str, Any]) -> bytes:
@@ -297,7 +331,12 @@ def _make_handler(api: ScriptedAnthropic) -> type[BaseHTTPRequestHandler]:
             # they must not consume the task's script.
             is_main = known and isinstance(parsed, dict) and bool(parsed.get("tools"))
             self._record(body, name if is_main else None)
-            turn = api._next_turn(name) if is_main and name is not None else text("OK")
+            if is_main and name is not None:
+                turn = api._next_turn(name)
+            elif api.responder is not None and isinstance(parsed, dict) and parsed.get("tools"):
+                turn = api.responder(parsed)
+            else:
+                turn = text("OK")
             self._answer(turn, parsed)
 
         def _record(self, body: bytes, script: str | None) -> None:
