@@ -146,6 +146,7 @@ class Engine:
         self._emit(Event(EventType.RUN_STARTED, self.run_id, data={"total": len(self.tasks)}))
         for task in self.tasks:
             self._emit_task(EventType.TASK_QUEUED, task.task_id)
+        # Named "parallelcc-*" so that the local backend never shows it to a task (see isolation).
         work_dir = Path(tempfile.mkdtemp(prefix=f"parallelcc-run-{self.run_id}-"))
         state = "finished"
         try:

@@ -202,3 +202,43 @@ def test_bubblewrap_isolation_is_recorded_in_run_json(tmp_path: Path, pcc_repo: 
     )
     config = json.loads((result.run_dir / "run.json").read_text())["config"]
     assert config["backend"] == {"name": "local", "isolation": "bubblewrap", "bubblewrap": True}
+
+
+@pytest.mark.bwrap
+def test_under_bubblewrap_host_files_in_tmp_are_readable_and_other_sandboxes_hidden(
+    tmp_path: Path, pcc_repo: Path
+) -> None:
+    # tmp_path lies under /tmp: a tool installed there (a virtualenv, a checkout) must run inside
+    # the sandbox, read-only, while the sandbox's own /tmp stays private.
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    tool = tools / "hello.sh"
+    tool.write_text('#!/bin/sh\necho "hello from $(basename "$0")"\n')
+    tool.chmod(0o755)
+    (tools / "data.txt").write_text("host data\n")
+    agent = pcc.Command(
+        f'{tool} > ran.txt; cat "{tools}/data.txt" >> ran.txt; '
+        f'if echo x > "{tools}/data.txt" 2>/dev/null; then echo wrote >> ran.txt; '
+        "else echo denied >> ran.txt; fi; "
+        "sleep 0.5; ls /tmp > tmp-listing.txt"
+    )
+    result = pcc.run(
+        ["one", "two"],
+        repo=pcc_repo,
+        agent=agent,
+        backend=bubblewrap_backend(),
+        max_concurrent=2,
+        progress="off",
+        output_dir=tmp_path / "results",
+    )
+    first, second = result.tasks
+    assert (first.status, second.status) == (TaskStatus.COMPLETED,) * 2, first.error
+    copies = Path(first.output_path or "") / "changed-files"
+    assert (copies / "ran.txt").read_text() == "hello from hello.sh\nhost data\ndenied\n"
+    assert (tools / "data.txt").read_text() == "host data\n"
+    listing = (copies / "tmp-listing.txt").read_text().split()
+    other_root = (second.sandbox_id or "").removeprefix("local:")
+    own_root = (first.sandbox_id or "").removeprefix("local:")
+    assert other_root and other_root not in listing  # both ran at once, yet it is not visible
+    assert own_root in listing
+    assert tmp_path.parts[2] in listing  # host entries of /tmp are there (read-only)

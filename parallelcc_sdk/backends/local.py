@@ -16,7 +16,7 @@ from ..models import ChangeStats
 from ..workspace import collect_changes, create_workspace
 from ._process import SANDBOX_MARKER, kill_marked, run_streaming
 from .base import Backend, LineHandler, Sandbox, SandboxSpec
-from .isolation import bubblewrap_argv, bubblewrap_works
+from .isolation import PRIVATE_PREFIX, bubblewrap_argv, bubblewrap_works
 
 Isolation = Literal["auto", "bubblewrap", "none"]
 _ISOLATIONS = ("auto", "bubblewrap", "none")
@@ -74,7 +74,7 @@ class LocalBackend(Backend):
         root = Path(
             await asyncio.to_thread(
                 tempfile.mkdtemp,
-                prefix=f"parallelcc-{spec.task_id}-",
+                prefix=f"{PRIVATE_PREFIX}{spec.task_id}-",
                 dir=self.work_dir,
             )
         )
