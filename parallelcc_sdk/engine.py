@@ -342,18 +342,21 @@ class Engine:
         def on_line(stream: Stream, line: str) -> None:
             safe = redactor.redact(line)
             log.write(f"{safe}\n" if stream == "stdout" else f"[stderr] {safe}\n")
-            self._update(
-                task_id,
-                EventType.TASK_OUTPUT,
-                message=safe,
-                last_output=safe[-_LAST_OUTPUT_CHARS:],
-                data={"stream": stream},
-            )
             try:
                 progress = parser.feed(stream, line)
             except Exception:  # a parser bug must not kill the task's output
                 logger.warning("agent parser failed on a line of %s", task_id, exc_info=True)
-                return
+                progress = ()
+            # A line the agent understood is shown as what it means ("turn 3 · Edit app.py"),
+            # not as raw JSON; plain output is shown as it is.
+            shown = safe if not progress else _last_message(progress)
+            self._update(
+                task_id,
+                EventType.TASK_OUTPUT,
+                message=safe,
+                data={"stream": stream},
+                **({"last_output": redactor.redact(shown)[-_LAST_OUTPUT_CHARS:]} if shown else {}),
+            )
             for item in progress:
                 self._on_progress(task_id, item, redactor, events)
 
@@ -545,6 +548,10 @@ _METRIC_FIELDS = (
     "session_id",
     "final_text",
 )
+
+
+def _last_message(progress: Sequence[Progress]) -> str | None:
+    return next((p.message for p in reversed(progress) if p.message), None)
 
 
 def _uncancel() -> None:

@@ -660,3 +660,5 @@ def test_a_responder_model_makes_a_real_edit_per_task(repo: Path, tmp_path: Path
     copied = Path(first.output_path) / "changed-files" / "src" / "app.py"
     assert copied.read_text().endswith("# TODO: Document greet in src/app.py\n")
     assert first.final_text == "Done: I noted the task in the file it names."
+    # What views show as the last output is the parser's reading, not a raw JSON line.
+    assert (first.last_output or "").startswith("finished · $"), first.last_output
