@@ -10,6 +10,7 @@ whichever await it is in: there is no gap between two steps through which it cou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -369,8 +370,8 @@ class Engine:
             "error": redactor.redact(verdict.error) if verdict.error else None,
             "_transient": verdict.transient,
         }
-        record = self.results[task_id].with_metrics(verdict.metrics)
-        fields.update({k: getattr(record, k) for k in _METRIC_FIELDS})
+        # AgentMetrics fields are TaskResult fields of the same names.
+        fields.update(dataclasses.asdict(verdict.metrics))
         if fields["final_text"]:
             fields["final_text"] = redactor.redact(fields["final_text"])
         return fields
@@ -400,12 +401,7 @@ class Engine:
         try:
             self._update(task_id, EventType.TASK_PHASE, phase=Phase.COLLECTING)
             changes = await sandbox.collect(task_dir)
-            fields = {
-                "files_changed": changes.files_changed,
-                "lines_added": changes.lines_added,
-                "lines_removed": changes.lines_removed,
-                "changed_paths": changes.paths,
-            }
+            fields = changes.record_fields()
         except asyncio.CancelledError:
             logger.debug("change collection of %s was cancelled", task_id)
         except Exception as exc:
@@ -538,16 +534,6 @@ class _Spend:
         return {k: v for k, v in self._sums.items() if v is not None}
 
 
-_METRIC_FIELDS = (
-    "cost_usd",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_creation_tokens",
-    "num_turns",
-    "session_id",
-    "final_text",
-)
 
 
 def _last_message(progress: Sequence[Progress]) -> str | None:

@@ -63,6 +63,15 @@ class ChangeStats:
     paths: tuple[str, ...] = ()
     deleted_paths: tuple[str, ...] = ()
 
+    def record_fields(self) -> dict[str, Any]:
+        """These counts as fields of a :class:`TaskResult`."""
+        return {
+            "files_changed": self.files_changed,
+            "lines_added": self.lines_added,
+            "lines_removed": self.lines_removed,
+            "changed_paths": self.paths,
+        }
+
 
 @dataclass(frozen=True)
 class AgentMetrics:
@@ -111,23 +120,3 @@ class TaskResult:
 
     def replace(self, **changes: Any) -> TaskResult:
         return dataclasses.replace(self, **changes)
-
-    def with_metrics(self, metrics: AgentMetrics) -> TaskResult:
-        return self.replace(
-            cost_usd=metrics.cost_usd,
-            input_tokens=metrics.input_tokens,
-            output_tokens=metrics.output_tokens,
-            cache_read_tokens=metrics.cache_read_tokens,
-            cache_creation_tokens=metrics.cache_creation_tokens,
-            num_turns=metrics.num_turns,
-            session_id=metrics.session_id,
-            final_text=metrics.final_text,
-        )
-
-    def with_changes(self, changes: ChangeStats) -> TaskResult:
-        return self.replace(
-            files_changed=changes.files_changed,
-            lines_added=changes.lines_added,
-            lines_removed=changes.lines_removed,
-            changed_paths=changes.paths,
-        )
