@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import resource
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,8 @@ def measure(
         "ideal_s": ideal,
         "ratio": round(wall / ideal, 3),
         "overhead_per_task_s": round((wall - ideal) * concurrency / tasks, 3),
+        # Peak resident memory of this process (the SDK, not the tasks), so far in the run.
+        "sdk_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
@@ -85,10 +88,11 @@ def main() -> int:
         for mode in modes
     ]
     print(f"{'isolation':<11} {'work dir':<12} {'wall s':>7} {'ideal s':>8} {'ratio':>6} "
-          f"{'overhead/task s':>16}")
+          f"{'overhead/task s':>16} {'SDK peak RSS MB':>16}")
     for row in rows:
         print(f"{row['isolation']:<11} {row['work_dir']!s:<12} {row['wall_s']:>7} "
-              f"{row['ideal_s']:>8} {row['ratio']:>6} {row['overhead_per_task_s']:>16}")
+              f"{row['ideal_s']:>8} {row['ratio']:>6} {row['overhead_per_task_s']:>16} "
+              f"{row['sdk_peak_rss_mb']:>16}")
     json.dump(rows, sys.stderr)
     print(file=sys.stderr)
     return 0
