@@ -46,7 +46,6 @@ class ExecutionHandle:
         self._history: list[Event] = []
         self._outcome: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Future[RunResult] | None = None
         self._state = "pending"
         self._monotonic_start: float | None = None
         self._monotonic_end: float | None = None
@@ -61,12 +60,8 @@ class ExecutionHandle:
         self._monotonic_start = time.monotonic()
         _bridge.register_run(self)
         self._loop = _bridge.portal.loop()
-        future = _bridge.portal.submit(self._run_on_portal())
+        future = _bridge.portal.submit(self._engine.run())
         future.add_done_callback(self._on_done)
-
-    async def _run_on_portal(self) -> RunResult:
-        self._task = asyncio.ensure_future(self._engine.run())
-        return await self._task
 
     def _on_done(self, future: Any) -> None:
         self._monotonic_end = time.monotonic()
@@ -222,8 +217,6 @@ class ExecutionHandle:
 
     async def wait(self) -> RunResult:
         """Waits for the end of the run. Cancelling the waiter does not cancel the run."""
-        if self._task is not None and _bridge.running_loop() is self._loop:
-            return await asyncio.shield(self._task)
         return await asyncio.shield(asyncio.wrap_future(self._outcome))
 
     def __await__(self) -> Generator[Any, None, RunResult]:
