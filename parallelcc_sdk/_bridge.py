@@ -1,15 +1,16 @@
-"""Where a run's event loop lives, and how blocking calls wait for it.
+"""Where runs live: the *portal*, one daemon thread running one event loop, started lazily.
 
-A run belongs to exactly one event loop. ``submit`` uses the caller's running loop when there is
-one (``await``-style code, a notebook cell), and otherwise a private *portal*: one daemon thread
-running one loop, started lazily. Blocking calls (``handle.result()``, ``pcc.run``) wait on the
-portal from any thread. Nothing here touches global asyncio state.
+Every run goes on the portal, whoever submits it, the way jupyter_core's ``run_sync`` and
+nbclient do it. A notebook kernel's loop is never blocked by a run, and never needs re-entering:
+``await handle`` waits on the portal without blocking, and ``handle.result()`` or ``pcc.run``
+block only their caller's thread. Nothing here touches global asyncio state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -40,12 +41,9 @@ class _Portal:
                 self._loop = loop
             return self._loop
 
-    def owns(self, loop: asyncio.AbstractEventLoop) -> bool:
-        return loop is self._loop
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
-        """Schedules ``coro`` on the portal loop; returns a concurrent future for any thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop())  # type: ignore[return-value]
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedules ``coro`` on the portal loop; returns a future that any thread can wait on."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop())
 
 
 portal = _Portal()
