@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from support.gitrepo import USER_EMAIL, USER_NAME, make_repo
 from support.scripted_anthropic import ScriptedAnthropic
+
+from parallelcc_sdk import LocalBackend
 
 
 @pytest.fixture
@@ -17,22 +23,13 @@ def scripted_api() -> Iterator[ScriptedAnthropic]:
 
 # -- End-to-end fixtures: real git repositories, real processes -----------------------------------
 
-import os  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-from support.e2e import make_repo  # noqa: E402
-
-from parallelcc_sdk import LocalBackend  # noqa: E402
-
 
 @pytest.fixture
 def pcc_git_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A HOME of our own with a git identity; no global git config or GIT_* variable leaks in."""
     home = tmp_path_factory.mktemp("home")
     (home / ".gitconfig").write_text(
-        "[user]\n\tname = Test User\n\temail = test@example.com\n"
-        "[init]\n\tdefaultBranch = main\n"
+        f"[user]\n\tname = {USER_NAME}\n\temail = {USER_EMAIL}\n[init]\n\tdefaultBranch = main\n"
     )
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
@@ -54,6 +51,12 @@ def pcc_repo(tmp_path: Path, pcc_git_env: Path) -> Path:
             "data/notes.txt": "one\ntwo\nthree\n",
         },
     )
+
+
+@pytest.fixture
+def notes_repo(tmp_path: Path) -> Path:
+    """``tmp_path/repo`` with one committed file, ``notes.txt``; HOME is left as it is."""
+    return make_repo(tmp_path / "repo", {"notes.txt": "start\n"})
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.gitrepo import make_repo
 from support.scripted_anthropic import (
     ScriptedAnthropic,
     drop,
@@ -61,15 +62,10 @@ def _clean_auth_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    (path / "src").mkdir(parents=True)
-    (path / "src" / "app.py").write_text('def greet():\n    return "hello"\n')
-    (path / "README.md").write_text("# demo\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=path, check=True)
-    subprocess.run([*git, "add", "."], cwd=path, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=path, check=True)
-    return path
+    return make_repo(
+        tmp_path / "repo",
+        {"src/app.py": 'def greet():\n    return "hello"\n', "README.md": "# demo\n"},
+    )
 
 
 def context(repo: Path, home: Path) -> AgentContext:

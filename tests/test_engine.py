@@ -17,16 +17,14 @@ import pytest
 from support.e2e import (
     backend_for,
     diff_states,
-    git,
-    make_repo,
     marked_processes,
     pid_alive,
     read_pids,
     tree_state,
     wait_for,
     wait_until_gone,
-    write,
 )
+from support.gitrepo import git, make_repo, write
 
 import parallelcc_sdk as pcc
 from parallelcc_sdk import Event, EventType, Phase, Task, TaskStatus

@@ -6,11 +6,11 @@ The agent here is a small one written against the public Agent protocol: a shell
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from support.gitrepo import make_repo
 
 import parallelcc_sdk as pcc
 from parallelcc_sdk.agents.base import AgentContext, AgentOutcome, Invocation, Progress, Stream
@@ -61,14 +61,7 @@ class _Parser(pcc.OutputParser):
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "a.txt").write_text("a\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*git, "add", "."], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
-    return repo
+    return make_repo(tmp_path / "repo", {"a.txt": "a\n"})
 
 
 def run(

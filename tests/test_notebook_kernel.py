@@ -24,21 +24,6 @@ from jupyter_client.manager import KernelManager, start_new_kernel  # noqa: E402
 pytestmark = pytest.mark.kernel
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    _git(path, "init", "-q")
-    (path / "notes.txt").write_text("start\n")
-    _git(path, "add", ".")
-    _git(path, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "init")
-    return path
-
-
 @pytest.fixture
 def kernel(tmp_path: Path) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARALLELCC_")}
@@ -136,9 +121,13 @@ def setup_code(repo: Path, tmp_path: Path, command: str) -> str:
         """
 
 
-def test_every_way_of_waiting_works_from_cells(kernel: Any, repo: Path, tmp_path: Path) -> None:
+def test_every_way_of_waiting_works_from_cells(
+    kernel: Any, notes_repo: Path, tmp_path: Path
+) -> None:
     _km, kc = kernel
-    cell = execute(kc, setup_code(repo, tmp_path, "echo $PARALLELCC_TASK_ID > done.txt; sleep 0.3"))
+    cell = execute(
+        kc, setup_code(notes_repo, tmp_path, "echo $PARALLELCC_TASK_ID > done.txt; sleep 0.3")
+    )
     assert cell.error is None, cell.error
 
     # pcc.run blocks the cell; the widget keeps streaming from the background loop meanwhile.
@@ -181,12 +170,12 @@ def test_every_way_of_waiting_works_from_cells(kernel: Any, repo: Path, tmp_path
 
 
 def test_interrupt_during_run_cancels_and_leaves_no_process(
-    kernel: Any, repo: Path, tmp_path: Path
+    kernel: Any, notes_repo: Path, tmp_path: Path
 ) -> None:
     km, kc = kernel
     # A sleep with a unique duration, so pgrep finds exactly this test's sandbox processes.
     marker = f"sleep 60.{os.getpid()}"
-    cell = execute(kc, setup_code(repo, tmp_path, marker))
+    cell = execute(kc, setup_code(notes_repo, tmp_path, marker))
     assert cell.error is None, cell.error
     started = time.monotonic()
     cell = execute(

@@ -14,25 +14,8 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 import parallelcc_sdk as pcc
 from parallelcc_sdk.events import Event, EventType
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    _git(path, "init", "-q")
-    (path / "notes.txt").write_text("start\n")
-    _git(path, "add", ".")
-    _git(path, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "init")
-    return path
 
 
 def _submit(
@@ -50,7 +33,7 @@ def _submit(
 
 
 def test_blocking_from_a_listener_on_the_runs_own_thread_raises_at_once(
-    repo: Path, tmp_path: Path
+    notes_repo: Path, tmp_path: Path
 ) -> None:
     outcomes: list[str] = []
 
@@ -62,7 +45,7 @@ def test_blocking_from_a_listener_on_the_runs_own_thread_raises_at_once(
             except pcc.SyncCallInRunningLoopError as exc:
                 outcomes.append(f"raised in {time.monotonic() - started:.2f}s: {exc}")
 
-    handle = _submit(repo, tmp_path, "sleep 0.3", listeners=[on_event])
+    handle = _submit(notes_repo, tmp_path, "sleep 0.3", listeners=[on_event])
     result = handle.result(timeout=30)  # the run itself was not disturbed
     assert result.success
     assert len(outcomes) == 1 and outcomes[0].startswith("raised in 0.0")
@@ -70,10 +53,10 @@ def test_blocking_from_a_listener_on_the_runs_own_thread_raises_at_once(
 
 
 def test_blocking_inside_a_running_loop_works_without_patching_asyncio(
-    repo: Path, tmp_path: Path
+    notes_repo: Path, tmp_path: Path
 ) -> None:
     async def main() -> pcc.RunResult:
-        handle = _submit(repo, tmp_path, "sleep 0.2")
+        handle = _submit(notes_repo, tmp_path, "sleep 0.2")
         assert not handle.done()
         return handle.result(timeout=30)  # blocks this loop's thread; the run is elsewhere
 
@@ -96,7 +79,7 @@ def _run_script(code: str, tmp_path: Path, repo: Path) -> str:
     return out.stdout
 
 
-def test_submit_then_result_and_timeouts_inside_a_loop(repo: Path, tmp_path: Path) -> None:
+def test_submit_then_result_and_timeouts_inside_a_loop(notes_repo: Path, tmp_path: Path) -> None:
     stdout = _run_script(
         """
         import asyncio, sys
@@ -122,7 +105,7 @@ def test_submit_then_result_and_timeouts_inside_a_loop(repo: Path, tmp_path: Pat
         print("patched", hasattr(asyncio, "_nest_patched"))
         """,
         tmp_path,
-        repo,
+        notes_repo,
     )
     assert "result True ['completed', 'completed', 'completed']" in stdout
     assert "timeout ok" in stdout
@@ -130,7 +113,7 @@ def test_submit_then_result_and_timeouts_inside_a_loop(repo: Path, tmp_path: Pat
     assert "patched False" in stdout
 
 
-def test_sync_and_async_entry_points_in_a_plain_script(repo: Path, tmp_path: Path) -> None:
+def test_sync_and_async_entry_points_in_a_plain_script(notes_repo: Path, tmp_path: Path) -> None:
     stdout = _run_script(
         """
         import asyncio, sys
@@ -150,7 +133,7 @@ def test_sync_and_async_entry_points_in_a_plain_script(repo: Path, tmp_path: Pat
         print("patched", hasattr(asyncio, "_nest_patched"))
         """,
         tmp_path,
-        repo,
+        notes_repo,
     )
     for line in ("run True", "result True", "run_async True", "await True", "run in loop True"):
         assert line in stdout

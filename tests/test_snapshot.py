@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.gitrepo import git, make_repo, write
 
 from parallelcc_sdk.errors import RepositoryError, SnapshotError
 from parallelcc_sdk.snapshot import Snapshot, resolve_repo, take_snapshot
@@ -20,47 +21,8 @@ from parallelcc_sdk.snapshot import Snapshot, resolve_repo, take_snapshot
 # Helpers
 
 
-@pytest.fixture(autouse=True)
-def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A HOME of our own: no global git config or ignore file of the machine leaks into a test."""
-    home = tmp_path_factory.mktemp("home")
-    (home / ".gitconfig").write_text(
-        "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n"
-    )
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for name in list(os.environ):
-        if name.startswith("GIT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    return home
-
-
-def git(*args: str, cwd: Path, check: bool = True) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
-    if check and done.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr.decode(errors='replace')}")
-    return done.stdout.decode(errors="surrogateescape")
-
-
-def write(root: Path, rel: str, data: str | bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode()
-    path.write_bytes(data)
-    return path
-
-
-def make_repo(root: Path, files: dict[str, str | bytes] | None = None) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    git("init", "--quiet", cwd=root)
-    if files:
-        for rel, data in files.items():
-            write(root, rel, data)
-        git("add", "--all", cwd=root)
-        git("commit", "--quiet", "-m", "initial", cwd=root)
-    return root
+# Every test runs with a HOME of its own: no git configuration of the machine leaks in.
+pytestmark = pytest.mark.usefixtures("pcc_git_env")
 
 
 def tree_of(snapshot: Snapshot) -> dict[str, tuple[str, bytes]]:
@@ -185,8 +147,8 @@ def test_resolve_repo_returns_the_top_level_for_the_top_level_and_a_subdirectory
     assert resolve_repo(str(repo / "a")) == repo.resolve()
 
 
-def test_resolve_repo_expands_the_home_folder(tmp_path: Path, isolated_git: Path) -> None:
-    repo = make_repo(isolated_git / "project", {"f": "x\n"})
+def test_resolve_repo_expands_the_home_folder(tmp_path: Path, pcc_git_env: Path) -> None:
+    repo = make_repo(pcc_git_env / "project", {"f": "x\n"})
     assert resolve_repo("~/project") == repo.resolve()
 
 
@@ -461,11 +423,11 @@ async def test_snapshot_folder_inside_the_work_tree_is_not_part_of_the_snapshot(
 
 
 async def test_snapshot_is_not_signed_even_when_the_user_signs_commits(
-    tmp_path: Path, isolated_git: Path
+    tmp_path: Path, pcc_git_env: Path
 ) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     write(repo, "a.txt", "edited\n")
-    with (isolated_git / ".gitconfig").open("a") as config:
+    with (pcc_git_env / ".gitconfig").open("a") as config:
         # A signing program that always fails: signing would make the snapshot fail.
         config.write("[commit]\n\tgpgSign = true\n[gpg]\n\tprogram = false\n")
     snap = await take_snapshot(repo, tmp_path / "snap")
@@ -475,7 +437,7 @@ async def test_snapshot_is_not_signed_even_when_the_user_signs_commits(
 
 
 async def test_snapshot_works_with_an_empty_init_template_and_still_applies_info_exclude(
-    tmp_path: Path, isolated_git: Path
+    tmp_path: Path, pcc_git_env: Path
 ) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     write(repo, ".git/info/exclude", "*.ignored\n")
@@ -483,7 +445,7 @@ async def test_snapshot_works_with_an_empty_init_template_and_still_applies_info
     write(repo, "a.txt", "edited\n")
     empty_template = tmp_path / "empty-template"
     empty_template.mkdir()
-    with (isolated_git / ".gitconfig").open("a") as config:
+    with (pcc_git_env / ".gitconfig").open("a") as config:
         config.write(f"[init]\n\ttemplateDir = {empty_template}\n")
     snap = await take_snapshot(repo, tmp_path / "snap")
     assert files_of(snap) == {"a.txt": b"edited\n"}
@@ -491,12 +453,12 @@ async def test_snapshot_works_with_an_empty_init_template_and_still_applies_info
 
 @pytest.mark.parametrize("where", ["global", "repository"])
 async def test_snapshot_converts_line_endings_as_the_users_git_add_would_whatever_the_timing(
-    tmp_path: Path, isolated_git: Path, where: str
+    tmp_path: Path, pcc_git_env: Path, where: str
 ) -> None:
     """With core.autocrlf=true the user's git stores CRLF files as LF. The snapshot must do the same
     for every file: files the stat cache calls clean are not rehashed, so converting differently
     would make the snapshot depend on file timestamps."""
-    config = isolated_git / ".gitconfig" if where == "global" else tmp_path / "repo/.git/config"
+    config = pcc_git_env / ".gitconfig" if where == "global" else tmp_path / "repo/.git/config"
     repo = make_repo(tmp_path / "repo")
     with config.open("a") as f:
         f.write("[core]\n\tautocrlf = true\n\tsafecrlf = true\n")

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.gitrepo import commit_all, git, git_bytes, init_repo, make_repo, write
 
 from parallelcc_sdk.models import ChangeStats
 from parallelcc_sdk.snapshot import Snapshot, take_snapshot
@@ -32,36 +33,8 @@ from parallelcc_sdk.workspace import (
 # Helpers
 
 
-@pytest.fixture(autouse=True)
-def isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A HOME of our own: no global git config or ignore file of the machine leaks into a test."""
-    home = tmp_path_factory.mktemp("home")
-    (home / ".gitconfig").write_text(
-        "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n"
-    )
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for name in list(os.environ):
-        if name.startswith("GIT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    return home
-
-
-def git(*args: str, cwd: Path, stdin: bytes | None = None) -> bytes:
-    done = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, check=False)
-    if done.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr.decode(errors='replace')}")
-    return done.stdout
-
-
-def write(root: Path, rel: str, data: str | bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode()
-    path.write_bytes(data)
-    return path
+# Every test runs with a HOME of its own: no git configuration of the machine leaks in.
+pytestmark = pytest.mark.usefixtures("pcc_git_env")
 
 
 def untar(archive: bytes, into: Path) -> None:
@@ -117,15 +90,10 @@ async def setup(
     tmp_path: Path, files: dict[str, str | bytes] | None = None
 ) -> tuple[Snapshot, Path]:
     """A user repository with ``files`` committed, its snapshot, and a workspace checked out."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git("init", "--quiet", cwd=repo)
-    for rel, data in (BASE if files is None else files).items():
-        write(repo, rel, data)
+    repo = init_repo(tmp_path / "repo", BASE if files is None else files)
     if (repo / "script.sh").exists():
         (repo / "script.sh").chmod(0o755)
-    git("add", "--all", cwd=repo)
-    git("commit", "--quiet", "--allow-empty", "-m", "initial", cwd=repo)
+    commit_all(repo, allow_empty=True)
     snapshot = await take_snapshot(repo, tmp_path / "snapshot")
     workspace = tmp_path / "ws"
     await create_workspace(snapshot, workspace)
@@ -143,7 +111,7 @@ async def collect_and_verify(
     # A fresh copy of the snapshot, made without the code under test.
     fresh = dest.parent / f"fresh-{dest.name}"
     fresh.mkdir()
-    archive = git(
+    archive = git_bytes(
         "--git-dir",
         str(snapshot.git_dir),
         "-c",
@@ -175,15 +143,10 @@ async def collect_and_verify(
 
 
 async def test_workspace_is_a_checkout_of_the_snapshot_on_its_own_branch(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git("init", "--quiet", cwd=repo)
-    for rel, data in BASE.items():
-        write(repo, rel, data)
+    repo = init_repo(tmp_path / "repo", BASE)
     (repo / "script.sh").chmod(0o755)
     (repo / "link").symlink_to("src/d.py")
-    git("add", "--all", cwd=repo)
-    git("commit", "--quiet", "-m", "initial", cwd=repo)
+    commit_all(repo)
     write(repo, "a.txt", "uncommitted edit\n")
     write(repo, "new/untracked.txt", "untracked\n")
     (repo / "b.txt").unlink()
@@ -200,12 +163,10 @@ async def test_workspace_is_a_checkout_of_the_snapshot_on_its_own_branch(tmp_pat
 
     assert state_of(workspace) == expected
     assert state_of(workspace)["script.sh"][0] == "exec"
-    assert (
-        git("symbolic-ref", "HEAD", cwd=workspace).decode().strip() == "refs/heads/parallelcc/task"
-    )
-    assert git("rev-parse", "HEAD", cwd=workspace).decode().strip() == snapshot.commit
-    assert git("rev-parse", BASE_REF, cwd=workspace).decode().strip() == snapshot.commit
-    assert git("status", "--porcelain", "--untracked-files=all", cwd=workspace) == b""
+    assert git("symbolic-ref", "HEAD", cwd=workspace).strip() == "refs/heads/parallelcc/task"
+    assert git("rev-parse", "HEAD", cwd=workspace).strip() == snapshot.commit
+    assert git("rev-parse", BASE_REF, cwd=workspace).strip() == snapshot.commit
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=workspace) == ""
     # The workspace borrows the snapshot's objects instead of copying them.
     alternates = (workspace / ".git/objects/info/alternates").read_text().splitlines()
     assert alternates == [str(d) for d in snapshot.object_dirs]
@@ -228,17 +189,13 @@ async def test_workspace_is_a_checkout_of_the_snapshot_on_its_own_branch(tmp_pat
 
 
 async def test_workspace_checkout_keeps_bytes_whatever_core_autocrlf_says(
-    tmp_path: Path, isolated_git: Path
+    tmp_path: Path, pcc_git_env: Path
 ) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git("init", "--quiet", cwd=repo)
-    write(repo, "unix.txt", b"one\ntwo\n")
-    write(repo, "windows.txt", b"one\r\ntwo\r\n")
-    git("add", "--all", cwd=repo)
-    git("commit", "--quiet", "-m", "initial", cwd=repo)
+    repo = make_repo(
+        tmp_path / "repo", {"unix.txt": b"one\ntwo\n", "windows.txt": b"one\r\ntwo\r\n"}
+    )
     snapshot = await take_snapshot(repo, tmp_path / "snapshot")
-    with (isolated_git / ".gitconfig").open("a") as config:
+    with (pcc_git_env / ".gitconfig").open("a") as config:
         config.write("[core]\n\tautocrlf = true\n")
     workspace = tmp_path / "ws"
 
@@ -453,7 +410,7 @@ async def test_commits_made_by_the_agent_count_with_uncommitted_work(tmp_path: P
     git("add", "c.txt", cwd=workspace)
     write(workspace, "uncommitted.txt", "u\n")  # +1, untracked
     write(workspace, "committed-new.txt", "new\nnewer\n")  # +1 more, on top of a commit
-    assert git("rev-list", "--count", f"{snapshot.commit}..HEAD", cwd=workspace).strip() == b"2"
+    assert git("rev-list", "--count", f"{snapshot.commit}..HEAD", cwd=workspace).strip() == "2"
 
     stats = await collect_and_verify(snapshot, workspace, tmp_path / "out")
 
@@ -502,9 +459,9 @@ async def test_new_files_hidden_by_the_workspace_gitignore_are_not_collected(
 
 
 async def test_patch_is_standard_whatever_the_users_diff_config(
-    tmp_path: Path, isolated_git: Path
+    tmp_path: Path, pcc_git_env: Path
 ) -> None:
-    with (isolated_git / ".gitconfig").open("a") as config:
+    with (pcc_git_env / ".gitconfig").open("a") as config:
         config.write(
             "[diff]\n\tnoprefix = true\n\tmnemonicPrefix = true\n\trenames = copies\n"
             "\texternal = false\n\tcontext = 0\n"
@@ -527,9 +484,9 @@ async def test_patch_is_standard_whatever_the_users_diff_config(
 
 
 async def test_collect_changes_works_when_the_user_rejects_crlf_conversions(
-    tmp_path: Path, isolated_git: Path
+    tmp_path: Path, pcc_git_env: Path
 ) -> None:
-    with (isolated_git / ".gitconfig").open("a") as config:
+    with (pcc_git_env / ".gitconfig").open("a") as config:
         config.write("[core]\n\tsafecrlf = true\n")
     snapshot, workspace = await setup(tmp_path, {".gitattributes": "* text=auto\n", "a.txt": "a\n"})
     write(workspace, "windows.txt", b"one\r\ntwo\r\n")
@@ -622,8 +579,8 @@ async def test_parsers_agree_with_real_git_output(tmp_path: Path) -> None:
     (workspace / "b.txt").unlink()
     git("add", "--all", cwd=workspace)
     args = ("diff", "--cached", "--find-renames", snapshot.commit)
-    numstat = git(*args, "--numstat", "-z", cwd=workspace)
-    name_status = git(*args, "--name-status", "-z", cwd=workspace)
+    numstat = git_bytes(*args, "--numstat", "-z", cwd=workspace)
+    name_status = git_bytes(*args, "--name-status", "-z", cwd=workspace)
     assert b"R100\x00doc.md\x00moved.md\x00" in name_status
     assert parse_numstat(numstat) == (0, 4)
     assert parse_name_status(name_status) == (["a.txt", "moved.md"], ["b.txt"])

@@ -1,11 +1,10 @@
-"""Helpers for the end-to-end tests: real git repositories, real processes, what is left."""
+"""Helpers for the end-to-end tests: real processes and what is left (repositories: gitrepo.py)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import stat
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -17,32 +16,7 @@ import parallelcc_sdk as pcc
 SANDBOX_MARKER = "PARALLELCC_SANDBOX_ID"
 
 
-# -- git --------------------------------------------------------------------------------------
-
-
-def git(*args: str, cwd: Path, check: bool = True) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
-    if check and done.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr.decode(errors='replace')}")
-    return done.stdout.decode(errors="surrogateescape")
-
-
-def write(root: Path, rel: str, data: str | bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    return path
-
-
-def make_repo(root: Path, files: Mapping[str, str | bytes]) -> Path:
-    """A repository at ``root`` with ``files`` in one commit on ``main``."""
-    root.mkdir(parents=True, exist_ok=True)
-    git("init", "--quiet", "--initial-branch=main", cwd=root)
-    for rel, data in files.items():
-        write(root, rel, data)
-    git("add", "--all", cwd=root)
-    git("commit", "--quiet", "-m", "initial", cwd=root)
-    return root
+# -- trees ------------------------------------------------------------------------------------
 
 
 def tree_state(root: Path) -> dict[str, tuple[str, int, bytes]]:

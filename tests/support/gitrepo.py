@@ -1,0 +1,59 @@
+"""Real git repositories for the tests: run git, write files, make a committed repository.
+
+The ``pcc_git_env`` fixture (conftest.py) gives a test a HOME whose git identity is the one here."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+# The identity of every commit made here; the isolated HOME's ~/.gitconfig carries the same one.
+USER_NAME = "Test User"
+USER_EMAIL = "test@example.com"
+
+
+def git_bytes(*args: str, cwd: Path, stdin: bytes | None = None, check: bool = True) -> bytes:
+    """``git *args`` in ``cwd``; its stdout. A failure raises unless ``check`` is false."""
+    done = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr.decode(errors='replace')}")
+    return done.stdout
+
+
+def git(*args: str, cwd: Path, stdin: bytes | None = None, check: bool = True) -> str:
+    """Like :func:`git_bytes`, its stdout decoded (undecodable bytes kept as surrogates)."""
+    return git_bytes(*args, cwd=cwd, stdin=stdin, check=check).decode(errors="surrogateescape")
+
+
+def write(root: Path, rel: str, data: str | bytes) -> Path:
+    """Writes ``data`` to ``root/rel``, making the parent folders."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def init_repo(root: Path, files: Mapping[str, str | bytes] | None = None) -> Path:
+    """A new repository on ``main`` at ``root`` with ``files`` written but not committed."""
+    root.mkdir(parents=True, exist_ok=True)
+    git("init", "--quiet", "--initial-branch=main", cwd=root)
+    for rel, data in (files or {}).items():
+        write(root, rel, data)
+    return root
+
+
+def commit_all(root: Path, message: str = "initial", *, allow_empty: bool = False) -> None:
+    """Commits everything in the work tree, as :data:`USER_NAME` whatever HOME says."""
+    identity = ("-c", f"user.name={USER_NAME}", "-c", f"user.email={USER_EMAIL}")
+    git("add", "--all", cwd=root)
+    empty = ("--allow-empty",) if allow_empty else ()
+    git(*identity, "commit", "--quiet", *empty, "-m", message, cwd=root)
+
+
+def make_repo(root: Path, files: Mapping[str, str | bytes] | None = None) -> Path:
+    """A repository at ``root`` with ``files`` in one commit on ``main`` (no commit if none)."""
+    init_repo(root, files)
+    if files:
+        commit_all(root)
+    return root
