@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.e2e import local_run_options
 from support.gitrepo import USER_EMAIL, USER_NAME, make_repo
 from support.scripted_anthropic import ScriptedAnthropic
-
-from parallelcc_sdk import LocalBackend
 
 
 @pytest.fixture
@@ -62,9 +61,4 @@ def notes_repo(tmp_path: Path) -> Path:
 @pytest.fixture
 def pcc_opts(tmp_path: Path, pcc_repo: Path) -> dict[str, Any]:
     """Keyword arguments of a quick local run: the repo, no isolation, no progress view."""
-    return {
-        "repo": pcc_repo,
-        "backend": LocalBackend(isolation="none"),
-        "progress": "off",
-        "output_dir": tmp_path / "results",
-    }
+    return local_run_options(pcc_repo, tmp_path / "results")

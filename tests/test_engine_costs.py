@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from support.e2e import local_run_options
 from support.gitrepo import make_repo
 
 import parallelcc_sdk as pcc
@@ -69,12 +70,8 @@ def run(
 ) -> pcc.RunResult:
     return pcc.run(
         prompts,
-        repo=repo,
         agent=CostReportingAgent(script),
-        backend=pcc.LocalBackend(isolation="none"),
-        output_dir=tmp_path / "out",
-        progress="off",
-        **options,
+        **local_run_options(repo, tmp_path / "out", **options),
     )
 
 
@@ -125,13 +122,12 @@ def test_a_retried_task_reports_the_cost_of_every_attempt(repo: Path, tmp_path: 
         'if [ -e "$HOME/../../marker" ]; then echo FINAL 0.25; exit 0; fi; '
         'touch "$HOME/../../marker"; echo FINAL 0.10; exit 75'
     )
-    result = pcc.run(
+    result = run(
+        repo,
+        tmp_path,
         ["go"],
-        repo=repo,
-        agent=CostReportingAgent(script),
+        script,
         backend=pcc.LocalBackend(isolation="none", work_dir=work_dir),
-        output_dir=tmp_path / "out",
-        progress="off",
         retries=2,
         retry_backoff_s=0.01,
     )

@@ -4,11 +4,9 @@ cancels the run and leaves no process behind."""
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.jupyter import write_venv_kernelspec
 
 jupyter_client = pytest.importorskip("jupyter_client")
 from jupyter_client.blocking.client import BlockingKernelClient  # noqa: E402
@@ -40,17 +39,7 @@ def kernel(tmp_path: Path) -> Iterator[tuple[KernelManager, BlockingKernelClient
 
 @pytest.fixture(autouse=True)
 def _venv_kernelspec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    spec = tmp_path / "kernels" / "python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "venv",
-                "language": "python",
-            }
-        )
-    )
+    write_venv_kernelspec(tmp_path, "venv")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
 
 

@@ -14,6 +14,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from support.e2e import local_run_options
+
 import parallelcc_sdk as pcc
 from parallelcc_sdk.events import Event, EventType
 
@@ -23,12 +25,8 @@ def _submit(
 ) -> pcc.ExecutionHandle:
     return pcc.submit(
         ["a", "b"],
-        repo=repo,
         agent=pcc.Command(command),
-        backend=pcc.LocalBackend(isolation="none"),
-        output_dir=tmp_path / "out",
-        progress="off",
-        **options,  # type: ignore[arg-type]
+        **local_run_options(repo, tmp_path / "out", **options),
     )
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.jupyter import write_venv_kernelspec
 
 pytestmark = pytest.mark.browser
 
@@ -91,18 +92,8 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     (cfg / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
     )
-    kernels = tmp_path / "share" / "kernels" / "python3"
-    kernels.mkdir(parents=True)
     # The kernel runs this interpreter (the venv), whatever python3 kernelspec the machine has.
-    (kernels / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "Python 3 (ipykernel)",
-                "language": "python",
-            }
-        )
-    )
+    write_venv_kernelspec(tmp_path / "share", "Python 3 (ipykernel)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARALLELCC_")}
     env.update(
         JUPYTER_CONFIG_DIR=str(cfg),

@@ -8,6 +8,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,6 +122,18 @@ def bubblewrap_backend() -> pcc.LocalBackend:
             "or set PARALLELCC_NO_BWRAP=1 to skip the isolation tests."
         )
     return pcc.LocalBackend(isolation="bubblewrap")
+
+
+def local_run_options(repo: Path, output_dir: Path, **overrides: object) -> dict[str, Any]:
+    """Keyword arguments of a quick run of ``repo`` on the local backend: no isolation, no progress
+    view, results in ``output_dir``; ``overrides`` replace or add to them."""
+    return {
+        "repo": repo,
+        "backend": pcc.LocalBackend(isolation="none"),
+        "progress": "off",
+        "output_dir": output_dir,
+        **overrides,
+    }
 
 
 def backend_for(isolation: str) -> pcc.LocalBackend:
