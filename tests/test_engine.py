@@ -17,6 +17,7 @@ import pytest
 from support.e2e import (
     backend_for,
     diff_states,
+    local_run_options,
     marked_processes,
     pid_alive,
     read_pids,
@@ -383,11 +384,8 @@ def test_changes_are_collected_for_edits_new_folders_deletions_renames_and_binar
     )
     result = pcc.run(
         ["change things"],
-        repo=repo,
         agent=agent,
-        backend=pcc.LocalBackend(isolation="none"),
-        progress="off",
-        output_dir=tmp_path / "results",
+        **local_run_options(repo, tmp_path / "results"),
     )
     record = result.tasks[0]
     assert record.status is TaskStatus.COMPLETED, record.error
@@ -498,12 +496,9 @@ def test_the_users_repository_is_byte_identical_after_a_run(
     )
     result = pcc.run(
         [Task("x", id=k) for k in scripts],
-        repo=repo,
         agent=agent,
-        backend=backend_for(isolation),
         max_concurrent=3,
-        progress="off",
-        output_dir=tmp_path / "results",
+        **local_run_options(repo, tmp_path / "results", backend=backend_for(isolation)),
     )
     assert result.success, result.df[["task_id", "status", "error"]].to_string()
     records = {t.task_id: t for t in result.tasks}

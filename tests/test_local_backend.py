@@ -15,6 +15,7 @@ from support.e2e import (
     backend_for,
     bubblewrap_backend,
     diff_states,
+    local_run_options,
     marked_processes,
     tree_state,
     wait_for,
@@ -50,12 +51,9 @@ def test_the_prompt_reaches_the_agent_byte_for_byte(
     assert len(PROMPTS["long"].encode()) > 100_000
     result = pcc.run(
         [Task(prompt, id=name) for name, prompt in PROMPTS.items()],
-        repo=pcc_repo,
         agent=ECHO_PROMPT,
-        backend=backend_for(isolation),
         max_concurrent=4,
-        progress="off",
-        output_dir=tmp_path / "results",
+        **local_run_options(pcc_repo, tmp_path / "results", backend=backend_for(isolation)),
     )
     assert result.success, result.df[["task_id", "status", "error"]].to_string()
     for record in result.tasks:
@@ -131,11 +129,8 @@ def test_under_bubblewrap_a_task_writes_only_its_workspace_home_and_tmp(
     try:
         result = pcc.run(
             ["try to escape"],
-            repo=pcc_repo,
             agent=agent,
-            backend=backend,
-            progress="off",
-            output_dir=tmp_path / "results",
+            **local_run_options(pcc_repo, tmp_path / "results", backend=backend),
         )
         record = result.tasks[0]
         assert record.status is TaskStatus.COMPLETED, record.error
@@ -169,12 +164,9 @@ def test_under_bubblewrap_a_timeout_kills_everything_in_the_sandbox(
 ) -> None:
     handle = pcc.submit(
         ["x"],
-        repo=pcc_repo,
         agent=pcc.Command("sleep 30 & (setsid sleep 30 &) ; wait"),
-        backend=bubblewrap_backend(),
         task_timeout=1.5,
-        progress="off",
-        output_dir=tmp_path / "results",
+        **local_run_options(pcc_repo, tmp_path / "results", backend=bubblewrap_backend()),
     )
     try:
         wait_for(lambda: handle.tasks[0].phase == "running", what="the task to run")
@@ -194,11 +186,8 @@ def test_under_bubblewrap_a_timeout_kills_everything_in_the_sandbox(
 def test_bubblewrap_isolation_is_recorded_in_run_json(tmp_path: Path, pcc_repo: Path) -> None:
     result = pcc.run(
         ["x"],
-        repo=pcc_repo,
         agent=pcc.Command("true"),
-        backend=bubblewrap_backend(),
-        progress="off",
-        output_dir=tmp_path / "results",
+        **local_run_options(pcc_repo, tmp_path / "results", backend=bubblewrap_backend()),
     )
     config = json.loads((result.run_dir / "run.json").read_text())["config"]
     assert config["backend"] == {"name": "local", "isolation": "bubblewrap", "bubblewrap": True}
@@ -224,12 +213,9 @@ def test_under_bubblewrap_host_files_in_tmp_are_readable_and_other_sandboxes_hid
     )
     result = pcc.run(
         ["one", "two"],
-        repo=pcc_repo,
         agent=agent,
-        backend=bubblewrap_backend(),
         max_concurrent=2,
-        progress="off",
-        output_dir=tmp_path / "results",
+        **local_run_options(pcc_repo, tmp_path / "results", backend=bubblewrap_backend()),
     )
     first, second = result.tasks
     assert (first.status, second.status) == (TaskStatus.COMPLETED,) * 2, first.error

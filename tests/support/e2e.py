@@ -127,13 +127,11 @@ def bubblewrap_backend() -> pcc.LocalBackend:
 def local_run_options(repo: Path, output_dir: Path, **overrides: object) -> dict[str, Any]:
     """Keyword arguments of a quick run of ``repo`` on the local backend: no isolation, no progress
     view, results in ``output_dir``; ``overrides`` replace or add to them."""
-    return {
-        "repo": repo,
-        "backend": pcc.LocalBackend(isolation="none"),
-        "progress": "off",
-        "output_dir": output_dir,
-        **overrides,
-    }
+    options: dict[str, Any] = {"repo": repo, "progress": "off", "output_dir": output_dir}
+    options.update(overrides)
+    if "backend" not in options:
+        options["backend"] = pcc.LocalBackend(isolation="none")
+    return options
 
 
 def backend_for(isolation: str) -> pcc.LocalBackend:
