@@ -9,13 +9,13 @@ seconds, and failed tasks get a line each.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TextIO
 
 from ..events import Event, EventType
 from ..models import TaskStatus
 from . import _format as fmt
-from ._state import HandleLike, RunState
+from ._live import LiveView
+from ._state import HandleLike
 from ._style import STATUS_SYMBOLS
 from ._throttle import Throttle
 from .html import status_line
@@ -27,7 +27,7 @@ _LIST_ALL_UP_TO = 50
 _BAR_WIDTH = 20
 
 
-class TextView:
+class TextView(LiveView):
     def __init__(
         self,
         handle: HandleLike,
@@ -36,17 +36,14 @@ class TextView:
         interactive: bool | None = None,
         interval: float | None = None,
     ) -> None:
-        self.handle = handle
+        super().__init__(handle)
         self.stream = stream
         if interactive is None:
             isatty = getattr(stream, "isatty", None)
             interactive = bool(isatty and isatty())
         self.interactive = interactive
-        self.state = RunState.from_handle(handle)
-        self._lock = threading.Lock()
         self._pending_lines: list[str] = []
         self._last_done = -1
-        self._finalized = False
         if interval is None:
             interval = 0.1 if interactive else 5.0
         self.throttle = Throttle(
@@ -110,12 +107,5 @@ class TextView:
             pass
 
     def finalize(self) -> None:
-        with self._lock:
-            if self._finalized:
-                return
-            self._finalized = True
-            if not self.state.finished:
-                self.state.finish(self.handle.status if self.handle.done() else "finished")
-        self.throttle.close()
-        self._remove_listener()
-        self._render(final=True)
+        if self._stop_following():
+            self._render(final=True)

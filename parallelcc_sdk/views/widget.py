@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import threading
 from html import escape
 from typing import Any
 
 from ..events import Event, EventType
-from ._state import HandleLike, RunState
+from ._live import LiveView
+from ._state import HandleLike
 from ._throttle import Throttle
 from .html import plain_summary, render_html
 
@@ -26,19 +26,16 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 MAX_UPDATES_PER_S = 10
 
 
-class WidgetView:
+class WidgetView(LiveView):
     """Subscribes to a handle and mirrors it in widgets. Build with :meth:`attach`."""
 
     def __init__(self, handle: HandleLike, *, interval: float = 1 / MAX_UPDATES_PER_S) -> None:
         import ipywidgets as widgets
 
-        self.handle = handle
-        self.state = RunState.from_handle(handle)
+        super().__init__(handle)
         # Every place this view is shown (submit's auto display, `handle` as a cell's last
         # expression, display(handle)); each is swapped for the static snapshot at the end.
         self._display_ids: list[str] = []
-        self._finalized = False
-        self._lock = threading.Lock()
 
         title = (
             f'<span style="font-weight: 600;">parallelcc</span> '
@@ -92,14 +89,8 @@ class WidgetView:
 
     def finalize(self) -> None:
         """Push the final state once, stop listening, and leave a static snapshot behind."""
-        with self._lock:
-            if self._finalized:
-                return
-            self._finalized = True
-            if not self.state.finished:
-                self.state.finish(self.handle.status if self.handle.done() else "finished")
-        self.throttle.close()
-        self._remove_listener()
+        if not self._stop_following():
+            return
         self.body.value = render_html(self.state)
         with self.cancel_button.hold_sync():
             self.cancel_button.disabled = True
