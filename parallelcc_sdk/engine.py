@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -54,7 +54,6 @@ class RunConfig:
     retries: int = 0
     retry_backoff_s: float = 2.0
     budget_usd: float | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """The configuration for ``run.json``: no secrets, only plain values."""

@@ -42,9 +42,6 @@ class Task:
     timeout: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
 
-    def with_id(self, task_id: str) -> Task:
-        return dataclasses.replace(self, id=task_id)
-
     @property
     def task_id(self) -> str:
         """The id, which is always set once tasks have been normalised by the loader."""

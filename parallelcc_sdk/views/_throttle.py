@@ -48,12 +48,6 @@ class Throttle:
             else:
                 self._schedule(due)
 
-    def flush_now(self) -> None:
-        """Flush at once, ignoring the interval (the final state of a run)."""
-        with self._lock:
-            if not self._closed:
-                self._run_flush()
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
