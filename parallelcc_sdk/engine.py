@@ -248,10 +248,7 @@ class Engine:
                     await asyncio.sleep(delay)
                 except asyncio.CancelledError:
                     _uncancel()
-                    final = {
-                        "status": TaskStatus.CANCELLED,
-                        "error": self._cancel_reasons.get(task_id, "cancelled"),
-                    }
+                    final = self._cancelled_fields(task_id)
                     break
         final.setdefault("error", None)
         final.update(spent.totals())
@@ -306,10 +303,7 @@ class Engine:
             # This task's own cancellation, consumed here: the record says why, and cleanup below
             # must be able to await.
             _uncancel()
-            outcome = {
-                "status": TaskStatus.CANCELLED,
-                "error": self._cancel_reasons.get(task_id, "cancelled"),
-            }
+            outcome = self._cancelled_fields(task_id)
         except Exception as exc:  # a backend failure is this task's failure, not the run's
             logger.debug("task %s failed in its sandbox", task_id, exc_info=True)
             outcome = {
@@ -322,6 +316,12 @@ class Engine:
         if sandbox is not None:
             outcome.update(outcome_fields)
         return outcome
+
+    def _cancelled_fields(self, task_id: str) -> dict[str, Any]:
+        return {
+            "status": TaskStatus.CANCELLED,
+            "error": self._cancel_reasons.get(task_id, "cancelled"),
+        }
 
     async def _execute(
         self,
@@ -531,8 +531,6 @@ class _Spend:
 
     def totals(self) -> dict[str, float | int | None]:
         return {k: v for k, v in self._sums.items() if v is not None}
-
-
 
 
 def _last_message(progress: Sequence[Progress]) -> str | None:
