@@ -8,7 +8,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import _bridge
 from .errors import ParallelCCError, RunNotFinishedError, SyncCallInRunningLoopError
 from .events import Event, EventType
-from .models import STATUS_ORDER, TaskResult
+from .models import TaskResult, count_statuses
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +43,12 @@ class ExecutionHandle:
         self._engine = engine
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
-        self._history: list[Event] = []
+        # What events() replays, in the order it happened, keyed so that a task's progress
+        # replaces its previous progress: the state-changing events are bounded by the tasks
+        # and their attempts, and output and progress lines do not grow it.
+        self._history: dict[int | str, Event] = {}
+        self._sequence = 0
+        self._blocking = 0
         self._outcome: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = "pending"
@@ -86,15 +91,30 @@ class ExecutionHandle:
 
     def _dispatch(self, event: Event) -> None:
         """Called by the engine, on the run's loop thread, for every event."""
-        if event.type is not EventType.TASK_OUTPUT:
-            self._history.append(event)
+        # Recording the event and reading the listeners under one lock is what lets events()
+        # take the history and subscribe at one instant: each event is replayed or forwarded,
+        # never both.
         with self._lock:
+            self._remember(event)
             listeners = list(self._listeners)
         for listener in listeners:
             try:
                 listener(event)
             except Exception:  # a broken listener must never break the run
                 logger.exception("a parallelcc listener raised on %s; the run goes on", event.type)
+
+    def _remember(self, event: Event) -> None:
+        if event.type is EventType.TASK_OUTPUT:
+            return
+        key: int | str
+        if event.type is EventType.TASK_PROGRESS and event.task_id is not None:
+            key = event.task_id
+            # Taken out and put back: the latest progress sits where it happened in the order.
+            self._history.pop(key, None)
+        else:
+            key = self._sequence
+            self._sequence += 1
+        self._history[key] = event
 
     def add_listener(self, callback: Listener) -> Callable[[], None]:
         """Calls ``callback(event)`` for every event; returns a function that removes it.
@@ -111,7 +131,8 @@ class ExecutionHandle:
                 self._listeners.remove(callback)
 
     async def events(self) -> AsyncIterator[Event]:
-        """Every event of the run, from its start (output lines only from now), until it ends."""
+        """Every event of the run until it ends: what happened before the call is replayed
+        first, except output lines and all but the latest progress message of each task."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
@@ -123,7 +144,7 @@ class ExecutionHandle:
 
         # Registering and copying the history under one lock means no event is lost or doubled.
         with self._lock:
-            backlog = list(self._history)
+            backlog = list(self._history.values())
             self._listeners.append(forward)
         try:
             for event in backlog:
@@ -171,10 +192,16 @@ class ExecutionHandle:
     @property
     def counts(self) -> dict[str, int]:
         """Number of tasks in each status (every status is present)."""
-        counts = dict.fromkeys(STATUS_ORDER, 0)
-        for record in self.tasks:
-            counts[record.status.value] += 1
-        return counts
+        return count_statuses(self.tasks)
+
+    @property
+    def blocking(self) -> bool:
+        """True while the main thread waits in :meth:`result` (``pcc.run`` too).
+
+        In a notebook that thread is the kernel's: it cannot take a widget's click meanwhile,
+        so the progress widget disables its Cancel button and says what to do instead.
+        """
+        return self._blocking > 0
 
     @property
     def started_at(self) -> datetime | None:
@@ -238,17 +265,31 @@ class ExecutionHandle:
                 f"run {self.run_id} cannot finish: the event loop it was started on has closed; "
                 "await the handle inside that loop, or use pcc.run() from blocking code."
             )
+        with self._holding_main_thread():
+            try:
+                return self._outcome.result(timeout)
+            except concurrent.futures.TimeoutError:
+                raise RunNotFinishedError(
+                    f"run {self.run_id} did not finish within {timeout}s; call result() again, "
+                    "or handle.cancel() to stop it."
+                ) from None
+            except KeyboardInterrupt:
+                self._interrupt()
+                self._wait_closed(_CLOSE_GRACE_S)
+                raise
+
+    @contextlib.contextmanager
+    def _holding_main_thread(self) -> Iterator[None]:
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            with self._lock:
+                self._blocking += 1
         try:
-            return self._outcome.result(timeout)
-        except concurrent.futures.TimeoutError:
-            raise RunNotFinishedError(
-                f"run {self.run_id} did not finish within {timeout}s; call result() again, "
-                "or handle.cancel() to stop it."
-            ) from None
-        except KeyboardInterrupt:
-            self._interrupt()
-            self._wait_closed(_CLOSE_GRACE_S)
-            raise
+            yield
+        finally:
+            if main:
+                with self._lock:
+                    self._blocking -= 1
 
     def _interrupt(self) -> None:
         """``cancel()`` after a KeyboardInterrupt: the run is recorded as ``interrupted``."""
@@ -280,8 +321,11 @@ class ExecutionHandle:
         return mimebundle(self, include=include, exclude=exclude)
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{k}={v}" for k, v in self.counts.items() if v)
-        return f"<ExecutionHandle {self.run_id} {self.status}: {counts}>"
+        from .views.format import run_outcome
+
+        state = self.status if self.done() else "running"
+        outcome = run_outcome(state, self.counts)
+        return f"<ExecutionHandle {self.run_id} {outcome} in {self.run_dir}>"
 
 
 def _wait_in_own_loop(handle: ExecutionHandle, timeout: float | None) -> RunResult:

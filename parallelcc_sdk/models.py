@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -117,3 +117,11 @@ class TaskResult:
 
     def replace(self, **changes: Any) -> TaskResult:
         return dataclasses.replace(self, **changes)
+
+
+def count_statuses(records: Iterable[TaskResult]) -> dict[str, int]:
+    """How many records are in each status: every status present, in status order."""
+    counts = dict.fromkeys(STATUS_ORDER, 0)
+    for record in records:
+        counts[TaskStatus(record.status).value] += 1
+    return counts

@@ -2,53 +2,28 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .models import TaskResult, TaskStatus
+from .views import format as fmt
 
 if TYPE_CHECKING:
     from .results import RunResult
 
-__all__ = ["escape_cell", "format_cost", "format_duration", "one_line", "render_report"]
+__all__ = ["escape_cell", "log_tail", "render_report"]
 
-NONE = "—"
 PROMPT_EXCERPT_CHARS = 60
-_ICONS = {TaskStatus.COMPLETED: "✓", TaskStatus.FAILED: "✗", TaskStatus.TIMED_OUT: "⏱"}
-_WHITESPACE = re.compile(r"\s+")
+LAST_OUTPUT_EXCERPT_CHARS = 60
+# How much of a failed task's log the Errors section quotes: enough to see why, bounded
+# whatever the size of the log (it is read from its end).
+LOG_TAIL_LINES = 20
+_LOG_TAIL_BYTES = 16_384
+_LOG_LINE_CHARS = 500
+_LOG_FILE = "execution.log"
 _BACKTICK_RUN = re.compile(r"`+")
-
-
-def format_duration(seconds: float | None) -> str:
-    """``45.2s``, ``3m 05s`` or ``2h 03m 04s``; ``—`` when there is no duration."""
-    if seconds is None or math.isnan(seconds):
-        return NONE
-    seconds = max(0.0, seconds)
-    if round(seconds, 1) < 60:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    return f"{minutes}m {secs:02d}s"
-
-
-def format_cost(usd: float | None) -> str:
-    """Dollars: cents from $1 up, four decimals below (one agent task often costs under a cent)."""
-    if usd is None or math.isnan(usd):
-        return NONE
-    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
-
-
-def one_line(text: str, limit: int | None = None) -> str:
-    """``text`` with all whitespace runs as single spaces, cut to ``limit`` characters with …."""
-    flat = _WHITESPACE.sub(" ", text).strip()
-    if limit is not None and len(flat) > limit:
-        return flat[: limit - 1].rstrip() + "…"
-    return flat
 
 
 def escape_cell(text: str) -> str:
@@ -56,7 +31,7 @@ def escape_cell(text: str) -> str:
 
     Backslashes are doubled first, so a cell that ends in one cannot escape the cell border.
     """
-    flat = one_line(text)
+    flat = fmt.one_line(text)
     return flat.replace("\\", "\\\\").replace("|", "\\|")
 
 
@@ -66,77 +41,115 @@ def _table(header: list[str], rows: list[list[str]], align: list[str]) -> list[s
     return lines
 
 
+def _isolation(result: RunResult) -> str | None:
+    values: dict[str, int] = {}
+    for task in result.tasks:
+        name = fmt.isolation_of(task)
+        if name is not None:
+            values[name] = values.get(name, 0) + 1
+    return fmt.isolation_phrase(values)
+
+
 def _statistics(result: RunResult) -> list[str]:
     s = result.summary
-    has_cost = any(t.cost_usd is not None for t in result.tasks)
     rows = [
         ["Tasks", str(s.total_tasks)],
         ["Completed", str(s.success_count)],
         ["Failed", str(s.failure_count)],
         ["Cancelled", str(s.cancelled_count)],
         ["Timed out", str(s.timed_out_count)],
-        ["Total duration", format_duration(s.total_duration_s)],
-        ["Sequential duration", format_duration(s.sequential_duration_s)],
-        ["Time saved", format_duration(s.time_saved_s)],
+        ["Total duration", fmt.duration(s.total_duration_s)],
+        ["Sequential duration", fmt.duration(s.sequential_duration_s)],
+        ["Time saved", fmt.duration(s.time_saved_s)],
         ["Files changed", str(s.total_files_changed)],
-        ["Total cost", format_cost(s.total_cost_usd) if has_cost else NONE],
+        ["Total cost", fmt.total_cost(s.total_cost_usd)],
     ]
+    isolation = _isolation(result)
+    if isolation is not None:
+        rows.append(["Isolation", isolation])
     return _table(["Metric", "Value"], rows, [":---", "---:"])
 
 
 def _lines(task: TaskResult) -> str:
     if task.lines_added is None and task.lines_removed is None:
-        return NONE
+        return fmt.UNKNOWN
     return f"+{task.lines_added or 0} / -{task.lines_removed or 0}"
 
 
 def _task_row(task: TaskResult) -> list[str]:
-    status = TaskStatus(task.status)
-    icon = _ICONS.get(status, "○")
+    status = TaskStatus(task.status).value
     return [
         task.task_id,
-        f"{icon} {status.value}",
-        format_duration(task.duration_s),
-        NONE if task.files_changed is None else str(task.files_changed),
+        f"{fmt.status_symbol(status)} {fmt.status_label(status)}",
+        fmt.duration(task.duration_s),
+        fmt.UNKNOWN if task.files_changed is None else str(task.files_changed),
         _lines(task),
-        format_cost(task.cost_usd),
-        one_line(task.prompt, PROMPT_EXCERPT_CHARS),
+        fmt.cost(task.cost_usd),
+        fmt.one_line(task.prompt, PROMPT_EXCERPT_CHARS),
+        fmt.one_line(task.last_output, LAST_OUTPUT_EXCERPT_CHARS),
     ]
 
 
 def _tasks(result: RunResult) -> list[str]:
-    header = ["Task", "Status", "Duration", "Files", "Lines +/-", "Cost", "Prompt"]
-    align = [":---", ":---", "---:", "---:", "---:", "---:", ":---"]
+    header = ["Task", "Status", "Duration", "Files", "Lines +/-", "Cost", "Prompt", "Last output"]
+    align = [":---", ":---", "---:", "---:", "---:", "---:", ":---", ":---"]
     return _table(header, [_task_row(t) for t in result.tasks], align)
 
 
 def _fenced(text: str) -> list[str]:
-    # The fence must be longer than any backtick run inside, or the error could close it early.
+    # The fence must be longer than any backtick run inside, or the text could close it early.
     longest = max((len(m.group()) for m in _BACKTICK_RUN.finditer(text)), default=0)
     fence = "`" * max(3, longest + 1)
     return [fence, text.rstrip("\n"), fence]
 
 
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str | None:
+    """The last ``lines`` non-blank lines of the log at ``path`` (read from its end, each cut to
+    a readable length); None if there is no such log or nothing in it."""
+    try:
+        with path.open("rb") as log:
+            size = log.seek(0, 2)
+            log.seek(max(0, size - _LOG_TAIL_BYTES))
+            data = log.read()
+    except OSError:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    if size > _LOG_TAIL_BYTES:
+        # The first line read is probably cut; unless it is all there is (one huge line).
+        _cut, newline, rest = text.partition("\n")
+        text = rest if newline else text
+    kept = [fmt.one_line(line, _LOG_LINE_CHARS) for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:]) or None
+
+
 def _errors(result: RunResult) -> list[str]:
     lines: list[str] = []
     for task in result.tasks:
-        if not task.error:
+        status = TaskStatus(task.status)
+        failed = status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+        if not task.error and not failed:
             continue
-        status = TaskStatus(task.status).value
-        lines += ["", f"### {one_line(task.task_id)} ({status})", ""]
+        lines += ["", f"### {fmt.one_line(task.task_id)} ({fmt.status_label(status)})", ""]
         if task.exit_code is not None:
             lines += [f"Exit code: {task.exit_code}", ""]
-        lines += _fenced(task.error)
+        if task.error:
+            lines += _fenced(task.error)
+        tail = log_tail(Path(result.run_dir) / task.task_id / _LOG_FILE) if failed else None
+        if tail is not None:
+            where = f"{task.task_id}/{_LOG_FILE}"
+            lines += ["", f"Last lines of `{where}`:", "", *_fenced(tail)]
     return ["", "## Errors", *lines] if lines else []
 
 
 def render_report(result: RunResult) -> str:
-    """The run's Markdown summary: statistics, one table row per task, then each task's error."""
+    """The run's Markdown summary: statistics, one table row per task, then for each task that
+    failed its error and the end of its log."""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines = [
         "# Parallel Run Summary",
         "",
         f"**Run ID:** {escape_cell(result.run_id)}  ",
+        f"**Outcome:** {escape_cell(_outcome(result))}  ",
         f"**Generated:** {generated}",
         "",
         "## Statistics",
@@ -149,3 +162,9 @@ def render_report(result: RunResult) -> str:
         *_errors(result),
     ]
     return "\n".join(lines) + "\n"
+
+
+
+def _outcome(result: RunResult) -> str:
+    counts = result.counts
+    return fmt.run_outcome(fmt.end_state(counts), counts)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ValidationError
-from .models import STATUS_ORDER, TaskResult, TaskStatus
+from .models import STATUS_ORDER, TaskResult, TaskStatus, count_statuses
 from .outputs import parse_datetime, task_result_from_json
 
 if TYPE_CHECKING:
@@ -61,6 +60,7 @@ _DTYPE_NAMES: dict[str, str] = {
     "cache_creation_tokens": "Int64",
     "session_id": "string",
     "phase": "string",
+    "last_output": "string",
 }
 
 COLUMNS: list[str] = list(_DTYPE_NAMES)
@@ -69,7 +69,6 @@ _REPORT_FILE = "summary-report.md"
 _SUMMARY_FILE = "summary.json"
 _JOURNAL_FILE = "run.json"
 _METADATA_FILE = "metadata.json"
-_HTML_MAX_ROWS = 20
 
 
 @functools.cache
@@ -181,7 +180,7 @@ class RunSummary:
     sequential_duration_s: float
     time_saved_s: float
     total_files_changed: int
-    total_cost_usd: float
+    total_cost_usd: float | None
 
     @classmethod
     def from_results(
@@ -189,6 +188,7 @@ class RunSummary:
     ) -> RunSummary:
         sequential = float(sum(r.duration_s for r in results if r.duration_s is not None))
         total = float(total_duration_s)
+        costs = [r.cost_usd for r in results if r.cost_usd is not None]
         return cls(
             run_id=run_id,
             total_tasks=len(results),
@@ -200,7 +200,7 @@ class RunSummary:
             sequential_duration_s=sequential,
             time_saved_s=max(0.0, sequential - total),
             total_files_changed=sum(r.files_changed or 0 for r in results),
-            total_cost_usd=float(sum(r.cost_usd or 0.0 for r in results)),
+            total_cost_usd=float(sum(costs)) if costs else None,
         )
 
     @classmethod
@@ -250,10 +250,7 @@ class RunResult:
     @property
     def counts(self) -> dict[str, int]:
         """Number of tasks in each status, every status listed."""
-        counts = dict.fromkeys(STATUS_ORDER, 0)
-        for task in self.tasks:
-            counts[TaskStatus(task.status).value] += 1
-        return counts
+        return count_statuses(self.tasks)
 
     def __getitem__(self, task_id: str) -> TaskResult:
         for task in self.tasks:
@@ -263,10 +260,15 @@ class RunResult:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{status}={n}" for status, n in self.counts.items() if n)
-        return f"RunResult(run_id={self.run_id!r}, tasks={len(self.tasks)}, {counts or 'empty'})"
+        return (
+            f"RunResult(run_id={self.run_id!r}, tasks={len(self.tasks)}, {counts or 'empty'}, "
+            f"run_dir={str(self.run_dir)!r})"
+        )
 
     def _repr_html_(self) -> str:
-        return _render_html(self)
+        from .views.html import result_html
+
+        return result_html(self)
 
     def plot_timeline(self, ax: Axes | None = None) -> Axes:
         """One bar per task from start to finish, coloured by status (needs matplotlib)."""
@@ -279,47 +281,6 @@ class RunResult:
         from .views.plots import plot_costs
 
         return plot_costs(self, ax=ax)
-
-
-def _html_counts(result: RunResult) -> str:
-    parts = [f"{html.escape(status)}: <b>{n}</b>" for status, n in result.counts.items() if n]
-    return " &middot; ".join(parts) or "no tasks"
-
-
-def _html_task_row(task: TaskResult) -> str:
-    from .report import format_cost, format_duration, one_line
-
-    cells = [
-        task.task_id,
-        TaskStatus(task.status).value,
-        format_duration(task.duration_s),
-        "—" if task.files_changed is None else str(task.files_changed),
-        format_cost(task.cost_usd),
-        one_line(task.prompt, 60),
-    ]
-    return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
-
-
-def _render_html(result: RunResult) -> str:
-    from .report import format_cost, format_duration
-
-    summary = result.summary
-    heading = "".join(
-        f"<th>{name}</th>" for name in ("task", "status", "duration", "files", "cost", "prompt")
-    )
-    rows = "".join(_html_task_row(t) for t in result.tasks[:_HTML_MAX_ROWS])
-    hidden = len(result.tasks) - _HTML_MAX_ROWS
-    more = f"<p>… and {hidden} more tasks (see <code>.df</code>)</p>" if hidden > 0 else ""
-    return (
-        f"<div><p><b>Run {html.escape(result.run_id)}</b> — {len(result.tasks)} tasks: "
-        f"{_html_counts(result)}</p>"
-        f"<p>wall clock {html.escape(format_duration(summary.total_duration_s))}, "
-        f"sequential {html.escape(format_duration(summary.sequential_duration_s))}, "
-        f"saved {html.escape(format_duration(summary.time_saved_s))}; "
-        f"files changed {summary.total_files_changed}; "
-        f"cost {html.escape(format_cost(summary.total_cost_usd))}</p>"
-        f"<table><thead><tr>{heading}</tr></thead><tbody>{rows}</tbody></table>{more}</div>"
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Iterable
 
 from .errors import ValidationError
 
@@ -90,11 +89,3 @@ def optional_positive_float(name: str, value: object) -> float | None:
         )
     return number
 
-
-def choice(name: str, value: object, allowed: Iterable[str]) -> str:
-    """``value`` if it is one of ``allowed``, compared exactly: ``"Local"`` is not ``"local"``."""
-    options = list(allowed)
-    if isinstance(value, str) and value in options:
-        return value
-    listed = ", ".join(repr(option) for option in options)
-    raise ValidationError(f"{name} must be one of {listed}, got {_shown(value)}.")

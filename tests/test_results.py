@@ -48,6 +48,7 @@ EXPECTED_DTYPES = {
     "cache_creation_tokens": "Int64",
     "session_id": "string",
     "phase": "string",
+    "last_output": "string",
 }
 
 
@@ -199,8 +200,22 @@ def test_summary_of_no_tasks_is_zero() -> None:
     s = RunSummary.from_results("r", [], total_duration_s=0.5)
     assert s.total_tasks == 0
     assert s.sequential_duration_s == 0.0
-    assert s.total_cost_usd == 0.0
-    assert isinstance(s.total_cost_usd, float)
+    assert s.total_cost_usd is None
+
+
+def test_unknown_cost_is_none_not_zero() -> None:
+    # Plain commands report no cost: the total is unknown, not free.
+    s = RunSummary.from_results("r", [finished("a", 1.0), finished("b", 1.0)], 1.0)
+    assert s.total_cost_usd is None
+    assert RunSummary.from_dict(s.to_dict()).total_cost_usd is None
+    some = RunSummary.from_results("r", [finished("a", 1.0, cost_usd=0.0), finished("b", 1.0)], 1)
+    assert some.total_cost_usd == 0.0 and isinstance(some.total_cost_usd, float)
+
+
+def test_last_output_is_a_column() -> None:
+    tasks = [finished("a", 1.0, last_output="1 failed, 51 passed in 5.98s"), finished("b", 1.0)]
+    df = run_result(tasks).df
+    assert df["last_output"].tolist() == ["1 failed, 51 passed in 5.98s", pd.NA]
 
 
 def test_summary_dict_round_trip() -> None:
@@ -256,7 +271,9 @@ def test_df_and_report_path() -> None:
 def test_repr_is_short_and_counts_statuses() -> None:
     result = run_result([finished("a", 1.0), finished("b", 1.0, status=TaskStatus.FAILED)])
     text = repr(result)
-    assert text == "RunResult(run_id='run-1', tasks=2, completed=1, failed=1)"
+    assert text == (
+        "RunResult(run_id='run-1', tasks=2, completed=1, failed=1, run_dir='runs/run-1')"
+    )
 
 
 def test_html_repr_escapes_text_and_shows_totals() -> None:
@@ -271,17 +288,27 @@ def test_html_repr_escapes_text_and_shows_totals() -> None:
     assert "<script>" not in html_text
     assert "&lt;script&gt;" in html_text
     assert "x&lt;y" in html_text
-    assert "failed: <b>1</b>" in html_text
-    assert "completed: <b>1</b>" in html_text
-    assert "2h 03m 04s" in html_text
-    assert "$1.50" in html_text
+    assert ">finished</b>" in html_text
+    assert "✗ 1 failed" in html_text and "✓ 1 completed" in html_text
+    assert "2h 03m 04s" in html_text  # the task's duration
+    assert "wall clock 3.0s" in html_text and "sequential 2h 03m 06s" in html_text
+    assert "cost $1.50" in html_text
 
 
-def test_html_repr_limits_rows() -> None:
+def test_html_repr_shows_where_the_run_folder_is() -> None:
+    html_text = run_result([finished("ok", 1.0)])._repr_html_()
+    assert "run run-1" in html_text
+    assert 'user-select: all; word-break: break-all;">runs/run-1</code>' in html_text
+    assert "cost not reported" in html_text
+
+
+def test_html_repr_of_a_large_run_lists_only_the_problems() -> None:
     tasks = [finished(f"task-{i}", 1.0) for i in range(1, 31)]
+    tasks[4] = finished("task-5", 1.0, status=TaskStatus.FAILED, error="boom")
     html_text = run_result(tasks)._repr_html_()
-    assert html_text.count("<tr>") == 21  # header + 20 rows
-    assert "10 more tasks" in html_text
+    assert html_text.count("<tr>") == 2  # header + the failed task
+    assert "29 more tasks not listed" in html_text
+    assert html_text.count('title="task-') == 30  # every task is a square in the strip
 
 
 # --- loading errors and import cost --------------------------------------------------------

@@ -10,7 +10,6 @@ import pytest
 
 from parallelcc_sdk.errors import ParallelCCError, ValidationError
 from parallelcc_sdk.validation import (
-    choice,
     non_negative_int,
     optional_positive_float,
     positive_int,
@@ -143,19 +142,3 @@ def test_optional_positive_float_rejects_everything_else(value: object) -> None:
     assert message.startswith("budget_usd must be a finite number above 0 or None")
     assert f"got {value!r}" in message
     assert "budget_usd=None" in message
-
-
-@pytest.mark.parametrize("value", ["local", "e2b"])
-def test_choice_accepts_an_allowed_value(value: str) -> None:
-    assert choice("backend", value, ("local", "e2b")) == value
-
-
-def test_choice_accepts_any_iterable_of_options() -> None:
-    assert choice("progress", "auto", iter(["auto", "text"])) == "auto"
-
-
-@pytest.mark.parametrize("value", ["docker", "Local", " local", "", None, 1])
-def test_choice_rejects_other_values_and_lists_the_options(value: object) -> None:
-    with pytest.raises(ValidationError) as caught:
-        choice("backend", value, ["local", "e2b"])
-    assert str(caught.value) == f"backend must be one of 'local', 'e2b', got {value!r}."

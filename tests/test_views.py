@@ -1,5 +1,6 @@
 """Progress views without a browser or kernel: widget state after events, the row cap, the final
-snapshot, the throttle (comm messages counted), the text renderer and mode selection."""
+snapshot, the throttle (comm messages counted), the Cancel button while a blocking call holds the
+kernel, the text renderer and mode selection."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, NoReturn
 
 import comm
 import pytest
@@ -19,7 +22,7 @@ import pytest
 from parallelcc_sdk import views
 from parallelcc_sdk.errors import ValidationError
 from parallelcc_sdk.events import Event, EventType, Phase
-from parallelcc_sdk.models import TaskResult, TaskStatus
+from parallelcc_sdk.models import TaskResult, TaskStatus, count_statuses
 from parallelcc_sdk.views import _mode
 from parallelcc_sdk.views._state import HandleLike, RunState
 from parallelcc_sdk.views._style import ROW_CAP
@@ -28,20 +31,32 @@ from parallelcc_sdk.views.text import TextView
 from parallelcc_sdk.views.widget import WIDGET_MIME, WidgetView
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+RUN_DIR = Path("/home/me/project/parallel-results/20260101-000000-abcdef")
+
+
+@dataclass(frozen=True)
+class IsolatedResult(TaskResult):
+    """A record that says what isolated its task, as the engine's records do."""
+
+    isolation: str | None = None
 
 
 class FakeHandle:
     """Just enough of ExecutionHandle for the view layer: the views only read these members."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, ids: list[str] | None = None) -> None:
         self.run_id = "run-test"
-        self.records = [
-            TaskResult(task_id=f"task-{i}", prompt=f"prompt {i}") for i in range(1, n + 1)
+        self.run_dir = RUN_DIR
+        ids = ids or [f"task-{i}" for i in range(1, n + 1)]
+        self.records: list[TaskResult] = [
+            IsolatedResult(task_id=task_id, prompt=f"prompt {i}")
+            for i, task_id in enumerate(ids, start=1)
         ]
         self.listeners: list[Callable[[Event], Any]] = []
         self.cancelled: list[str | None] = []
         self.status = "running"
         self.elapsed_s = 0.0
+        self.blocking = False
         self._done = False
 
     @property
@@ -84,8 +99,8 @@ class FakeHandle:
         for listener in list(self.listeners):
             listener(event)
 
-    def start(self, i: int) -> None:
-        self.emit(EventType.TASK_STARTED, i, status=TaskStatus.RUNNING, started_at=T0)
+    def start(self, i: int, **extra: Any) -> None:
+        self.emit(EventType.TASK_STARTED, i, status=TaskStatus.RUNNING, started_at=T0, **extra)
 
     def finish(self, i: int, status: TaskStatus = TaskStatus.COMPLETED, **extra: Any) -> None:
         self.emit(
@@ -133,6 +148,51 @@ def test_state_folds_events_into_counts_phase_and_last_output() -> None:
     assert not state.finished
 
 
+class NoScan(dict[str, TaskResult]):
+    """The tasks of a RunState that must not be walked: every whole-run number is kept as the
+    events arrive, so neither an event nor a render reads all the tasks."""
+
+    def _scan(self, *args: Any) -> NoReturn:
+        raise AssertionError("walked every task")
+
+    values = items = keys = __iter__ = _scan  # type: ignore[assignment]
+
+
+def test_whole_run_numbers_are_kept_per_event_without_walking_the_tasks() -> None:
+    h = FakeHandle(6)
+    state = RunState.from_handle(h)
+    state.tasks = NoScan(state.tasks)
+    h.listeners.append(state.apply)
+
+    def read() -> tuple[Any, ...]:
+        return (
+            state.counts,
+            state.done_count,
+            state.cost_usd,
+            state.isolation,
+            state.outcome,
+            state.show_isolation_column,
+        )
+
+    assert read()[:3] == (count_statuses(h.records), 0, None)
+    for i in range(4):
+        h.start(i, isolation="bubblewrap")
+        h.emit(EventType.TASK_PROGRESS, i, message="turn 1", cost_usd=0.5)
+        h.emit(EventType.TASK_OUTPUT, i, message="working")
+        read()
+    h.emit(EventType.TASK_PROGRESS, 0, message="turn 2", cost_usd=1.25)  # a cost grows
+    h.finish(0, cost_usd=1.5)
+    h.finish(1, TaskStatus.FAILED, error="boom", cost_usd=0.5)
+    h.emit(EventType.TASK_RETRY, 2, status=TaskStatus.PENDING, isolation=None)  # back to pending
+    h.finish(3, TaskStatus.TIMED_OUT, isolation="none")
+    counts, done, cost, isolation, outcome, mixed = read()
+    assert counts == count_statuses(h.records)
+    assert done == 3
+    assert cost == pytest.approx(1.5 + 0.5 + 0.5 + 0.5)
+    assert isolation == "bubblewrap 2, none 1" and mixed
+    assert outcome == "3 of 6 done: 1 completed, 1 failed, 1 timed out, 3 pending"
+
+
 def test_html_escapes_prompts_and_output() -> None:
     h = FakeHandle(1)
     h.records[0] = h.records[0].replace(prompt="<script>alert(1)</script>")
@@ -154,7 +214,7 @@ def test_widget_shows_counts_rows_and_last_output_after_events() -> None:
     h.emit(EventType.TASK_OUTPUT, 0, message="editing app.py")
     h.finish(1, files_changed=4, cost_usd=0.0123)
     body = view.body.value
-    assert "1/3 done" in body
+    assert "1 of 3 done" in body
     assert body.count("<tr>") == 1 + 3  # header + one row per task
     assert "editing app.py" in body
     assert "$0.0123" in body
@@ -171,10 +231,10 @@ def test_rows_become_a_compact_table_above_the_cap() -> None:
     for i in range(n - 3):
         h.finish(i)
     body = view.body.value
-    assert f"{n - 3}/{n} done" in body
+    assert f"{n - 3} of {n} done" in body
     assert "pcc-strip" in body
     assert body.count("<tr>") == 1 + 3  # only the three running tasks are listed
-    assert f"{n - 3} more tasks" in body
+    assert f"{n - 3} more tasks not listed" in body
     # Every task is still visible as a square in the strip.
     assert body.count('title="task-') >= n
 
@@ -187,14 +247,90 @@ def test_final_snapshot_is_static_html_and_button_is_disabled() -> None:
     h.finish(0)
     h.finish(1, TaskStatus.TIMED_OUT, error="timed out after 5 s")
     h.end()
-    assert "2/2 done" in view.body.value
+    assert '"pcc-outcome">finished</b>' in view.body.value
     assert view.cancel_button.disabled
     assert view.cancel_button.description == "Run finished"
     assert h.listeners == []  # unsubscribed
     bundle = view.mimebundle()
     assert WIDGET_MIME not in bundle
-    assert "2/2 done" in bundle["text/html"] and "timed_out" in bundle["text/html"]
-    assert bundle["text/plain"].startswith("parallelcc run run-test: 2/2 done")
+    html = bundle["text/html"]
+    assert '"pcc-outcome">finished</b>' in html and "1 timed out" in html
+    assert bundle["text/plain"].startswith(
+        "parallelcc run run-test finished: 1 completed, 1 timed out"
+    )
+
+
+def test_the_snapshot_a_notebook_keeps_says_where_the_results_are() -> None:
+    h = FakeHandle(2)
+    view = WidgetView(h, interval=10)
+    for i in range(2):
+        h.start(i)
+        h.finish(i)
+    h.end()
+    snapshot = view.snapshot_bundle()
+    html, text = snapshot["text/html"], snapshot["text/plain"]
+    # The run id and the run folder, as a path to copy with one click.
+    assert "run run-test · 2 tasks" in html
+    assert f'<code style="user-select: all; word-break: break-all;">{RUN_DIR}</code>' in html
+    assert f"run folder: {RUN_DIR}" in text
+    # The totals of the run.
+    assert "wall clock" in html and "saved" in html and "cost not reported" in html
+
+
+@pytest.mark.parametrize(
+    ("state", "finish", "outcome"),
+    [
+        ("cancelled", [TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.CANCELLED],
+         "cancelled: 1 completed, 2 cancelled"),
+        ("interrupted", [TaskStatus.CANCELLED] * 3, "interrupted: 3 cancelled"),
+        ("finished", [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.COMPLETED],
+         "finished: 2 completed, 1 failed"),
+    ],
+)
+def test_the_end_state_is_worded_with_counts_not_n_of_n_done(
+    state: str, finish: list[TaskStatus], outcome: str
+) -> None:
+    h = FakeHandle(3)
+    view = WidgetView(h, interval=10)
+    for i, status in enumerate(finish):
+        h.finish(i, status)
+    h.end(state)
+    snapshot = view.snapshot_bundle()
+    assert snapshot["text/plain"].startswith(f"parallelcc run run-test {outcome} · ")
+    assert f'"pcc-outcome">{state}</b>' in snapshot["text/html"]
+    assert "3/3" not in snapshot["text/html"] and "done" not in snapshot["text/plain"]
+    assert view.cancel_button.description == f"Run {state}"
+
+
+def test_task_ids_stay_on_one_line() -> None:
+    h = FakeHandle(1, ids=["t07-fails"])
+    html = render_html(RunState.from_handle(h))
+    assert '<code style="white-space: nowrap;">t07-fails</code>' in html
+
+
+def test_the_bar_puts_completed_before_running() -> None:
+    h = FakeHandle(4)
+    view = WidgetView(h, interval=0)
+    h.start(0)
+    h.start(1)
+    h.start(2)
+    h.finish(2)
+    h.finish(1, TaskStatus.FAILED)
+    bar = view.body.value.split('class="pcc-bar"')[1].split("</div></div>")[0]
+    titles = [part.split('"')[0] for part in bar.split('title="')[1:]]
+    assert titles == ["completed: 1", "failed: 1", "running: 1"]
+
+
+def test_isolation_is_shown_in_the_title_and_per_task_when_it_differs() -> None:
+    h = FakeHandle(2)
+    view = WidgetView(h, interval=0)
+    assert "isolation" not in view.title.value  # nothing known before a task starts
+    h.start(0, isolation="bubblewrap")
+    assert "isolation bubblewrap" in view.title.value
+    assert ">isolation</th>" not in view.body.value
+    h.start(1, isolation="none")
+    assert "isolation bubblewrap 1, none 1" in view.title.value
+    assert ">isolation</th>" in view.body.value
 
 
 def test_cancel_button_cancels_the_run() -> None:
@@ -206,13 +342,35 @@ def test_cancel_button_cancels_the_run() -> None:
     assert "cancelling" in view.body.value
 
 
+def test_cancel_button_is_disabled_with_a_hint_while_a_blocking_call_holds_the_kernel() -> None:
+    h = FakeHandle(2)
+    view = WidgetView(h, interval=0)
+    assert not view.cancel_button.disabled
+    h.blocking = True  # pcc.run(...) or handle.result() waits on the kernel's thread
+    h.start(0)
+    button = view.cancel_button
+    assert button.disabled and button.description == "Cancel: interrupt the kernel"
+    assert "interrupt the kernel" in button.tooltip and "await handle" in button.tooltip
+    assert 'class="pcc-hint"' in view.body.value
+    h.blocking = False  # the blocking call returned (e.g. result(timeout=...) timed out)
+    h.start(1)
+    assert not button.disabled and button.description == "Cancel run"
+    assert "pcc-hint" not in view.body.value
+    h.blocking = True
+    h.finish(0)
+    h.finish(1)
+    h.end()
+    assert button.description == "Run finished"
+    assert "pcc-hint" not in view.snapshot_bundle()["text/html"]
+
+
 def test_live_bundle_has_widget_and_stable_text_plain() -> None:
     h = FakeHandle(4)
     view = WidgetView(h, interval=0)
     bundle = view.mimebundle()
     assert bundle[WIDGET_MIME]["model_id"] == view.container.model_id
     assert bundle["text/plain"] == "<parallelcc progress: 4 tasks>"
-    assert "0/4 done" in bundle["text/html"]
+    assert "0 of 4 done" in bundle["text/html"]
 
 
 class RecordingComm:
@@ -268,7 +426,7 @@ def test_thousand_events_in_one_second_send_at_most_eleven_comm_messages(
     view.throttle.close()
     print(f"comm messages for 1,000 events in one second: {len(updates)}")
     assert 2 <= len(updates) <= 11
-    assert "20/20 done" in view.body.value  # the last state was not lost to the throttle
+    assert "20 of 20 done" in view.body.value  # the last state was not lost to the throttle
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(updates)]
     assert min(gaps) >= 0.09
 
@@ -277,15 +435,17 @@ def test_quiet_run_still_ticks_the_clock() -> None:
     h = FakeHandle(1)
     view = WidgetView(h, interval=0.01)
     view.throttle.heartbeat = 0.05
+    shown: set[str] = set()
 
     async def wait() -> None:
         h.start(0)
-        before = view.throttle.flushes
-        await asyncio.sleep(0.3)
-        assert view.throttle.flushes >= before + 3
+        for _ in range(40):  # no event for 0.4 s
+            shown.add(view.body.value)
+            await asyncio.sleep(0.01)
 
     asyncio.run(wait())
     view.throttle.close()
+    assert len(shown) >= 3  # the elapsed time moved on without any event
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -303,13 +463,28 @@ def test_text_view_for_logs_prints_finished_tasks_and_a_final_line() -> None:
     h.finish(2, TaskStatus.CANCELLED)
     h.end("cancelled")
     text = out.getvalue()
+    lines = text.strip().splitlines()
     assert "\r" not in text
-    assert "✓ task-1 completed 2.0 s" in text
-    assert "✗ task-2 failed 2.0 s — exit code 2" in text
+    assert lines[0] == f"parallelcc run run-test: 3 tasks → {RUN_DIR}"
+    assert "✓ task-1 completed 2.0s" in text
+    assert "✗ task-2 failed 2.0s — exit code 2" in text
     assert "x" * 50 not in text
-    last = text.strip().splitlines()[-1]
-    assert last.startswith("parallelcc [####################] 3/3 done")
-    assert last.endswith("cancelled")
+    assert lines[-2].startswith(
+        "parallelcc [####################] cancelled: 1 completed, 1 failed, 1 cancelled · "
+    )
+    assert lines[-1] == f"parallelcc run folder: {RUN_DIR}"
+
+
+def test_text_view_names_the_isolation_once_known() -> None:
+    h = FakeHandle(1)
+    out = io.StringIO()
+    TextView(h, out, interactive=False, interval=0)
+    h.start(0, isolation="bubblewrap")
+    h.finish(0)
+    h.end()
+    final = out.getvalue().splitlines()[-2]
+    assert final.startswith("parallelcc [####################] finished: 1 completed · ")
+    assert final.endswith(" · isolation bubblewrap")
 
 
 def test_text_view_on_a_terminal_redraws_one_line() -> None:
@@ -321,7 +496,7 @@ def test_text_view_on_a_terminal_redraws_one_line() -> None:
     h.end()
     text = out.getvalue()
     assert text.count("\r\x1b[2K") >= 2
-    assert text.endswith("\n")
+    assert text.endswith(f"parallelcc run folder: {RUN_DIR}\n")
     assert "2 done" not in text.splitlines()[0]
 
 
@@ -364,7 +539,7 @@ def test_attach_progress_text_writes_to_stderr(
     h.finish(0)
     h.end()
     err = capsys.readouterr().err
-    assert "1/1 done" in err
+    assert "run-test: 1 task → " in err and "finished: 1 completed" in err
 
 
 def test_attach_progress_off_subscribes_nothing() -> None:
@@ -377,7 +552,7 @@ def test_mimebundle_outside_a_kernel_is_static_html() -> None:
     h = FakeHandle(2)
     bundle = views.mimebundle(h)
     assert set(bundle) == {"text/plain", "text/html"}
-    assert "0/2 done" in bundle["text/html"]
+    assert "0 of 2 done" in bundle["text/html"] and str(RUN_DIR) in bundle["text/html"]
     assert set(views.mimebundle(h, include=["text/plain"])) == {"text/plain"}
     assert set(views.mimebundle(h, exclude=["text/plain"])) == {"text/html"}
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._mode import ENV_VAR, resolve_mode
 from ._state import HandleLike, RunState
-from .html import plain_summary, render_html
+from .html import render_html
+from .plain import plain_summary
 
 if TYPE_CHECKING:
     from .text import TextView

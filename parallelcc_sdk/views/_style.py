@@ -1,4 +1,5 @@
-"""Colours and symbols for task statuses, shared by the widget, the HTML snapshot and the plots."""
+"""Colours of task statuses (the widget, the HTML reprs and the plots) and the size limits of the
+HTML view. Symbols and words live in :mod:`parallelcc_sdk.views.format`."""
 
 from __future__ import annotations
 
@@ -14,14 +15,9 @@ STATUS_COLORS: Final[dict[str, str]] = {
     "timed_out": "#fb8c00",
 }
 
-STATUS_SYMBOLS: Final[dict[str, str]] = {
-    "pending": "·",
-    "running": "▶",
-    "completed": "✓",
-    "failed": "✗",
-    "cancelled": "⊘",
-    "timed_out": "⏱",
-}
-
-# Above this many tasks the per-task rows collapse into one compact table (see widget.py).
+# Above this many tasks the per-task rows collapse into a strip of squares and a table of the
+# running tasks and the problems (see html.render_html).
 ROW_CAP: Final[int] = 25
+# Above this many tasks the strip is left out: the bar shows the same proportions, and one square
+# per task would make every update of the widget grow with the run.
+STRIP_CAP: Final[int] = 1000

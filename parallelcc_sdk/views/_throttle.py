@@ -34,7 +34,6 @@ class Throttle:
         self._due: float | None = None
         self._cancel_timer: Callable[[], None] | None = None
         self._closed = False
-        self.flushes = 0
 
     def request(self) -> None:
         """Something changed: flush now if the interval has passed, else make sure one is due."""
@@ -56,7 +55,6 @@ class Throttle:
     def _run_flush(self) -> None:
         self._unschedule()
         self._last = self._clock()
-        self.flushes += 1
         try:
             self._flush()
         finally:

@@ -1,9 +1,10 @@
 """Text progress for terminals, logs and kernels without widgets, written to a stream (stderr).
 
-On a terminal one status line is redrawn in place (at most 10 times a second) and finished tasks
-are listed above it. Elsewhere (a pipe, a CI log, a notebook's stderr) lines are appended instead,
-so the status line is printed only when the number of finished tasks changed, at most every few
-seconds, and failed tasks get a line each.
+It opens with the run id and the run folder, and ends with how the run ended and the folder again,
+so a log says where the results are. On a terminal one status line is redrawn in place (at most
+10 times a second) and finished tasks are listed above it. Elsewhere (a pipe, a CI log, a
+notebook's stderr) lines are appended instead, so the status line is printed only when the number
+of finished tasks changed, at most every few seconds, and failed tasks get a line each.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from typing import TextIO
 
 from ..events import Event, EventType
 from ..models import TaskStatus
-from . import _format as fmt
+from . import format as fmt
 from ._live import LiveView
 from ._state import HandleLike
-from ._style import STATUS_SYMBOLS
 from ._throttle import Throttle
-from .html import status_line
+from .plain import status_line
 
 logger = logging.getLogger("parallelcc_sdk")
 
@@ -50,8 +50,12 @@ class TextView(LiveView):
             self._render, interval=interval, heartbeat=1.0 if interactive else None
         )
         self._remove_listener = handle.add_listener(self.on_event)
+        self._write(f"parallelcc run {self.state.run_id}: {self._tasks()} → {self.state.run_dir}\n")
         if handle.done():
             self.finalize()
+
+    def _tasks(self) -> str:
+        return f"{self.state.total} task{'s' if self.state.total != 1 else ''}"
 
     def on_event(self, event: Event) -> None:
         try:
@@ -74,11 +78,11 @@ class TextView(LiveView):
         if not problem and self.state.total > _LIST_ALL_UP_TO:
             return
         line = (
-            f"  {STATUS_SYMBOLS.get(status, '')} {task.task_id} {status}"
+            f"  {fmt.status_symbol(status)} {task.task_id} {fmt.status_label(status)}"
             f" {fmt.duration(task.duration_s)}"
         )
         if task.error:
-            line += f" — {fmt.excerpt(task.error, 100)}"
+            line += f" — {fmt.one_line(task.error, 100)}"
         self._pending_lines.append(line.rstrip())
 
     def _bar(self) -> str:
@@ -100,8 +104,13 @@ class TextView(LiveView):
             out += [line + "\n" for line in lines]
             if changed or final:
                 out.append(status + "\n")
+        if final:
+            out.append(f"parallelcc run folder: {self.state.run_dir}\n")
+        self._write("".join(out))
+
+    def _write(self, text: str) -> None:
         try:
-            self.stream.write("".join(out))
+            self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError):  # closed stream (interpreter exit): progress is optional
             pass

@@ -1,33 +1,47 @@
 """The live ipywidgets view of a run.
 
 One ``HTML`` widget holds everything that changes (header, bar, rows), so one render is exactly
-one comm message however many tasks changed; a static title and the cancel button sit above it.
+one comm message however many tasks changed; the title and the cancel button sit above it.
 Renders are throttled to 10 per second. When the run ends, the final state is pushed at once and,
 if this view displayed itself, its output is replaced by a static HTML snapshot, which is what a
 saved, reopened or exported notebook shows (widget models are not saved with the notebook).
+
+While a blocking call (``pcc.run``, ``handle.result()``) holds the kernel, a click on the button
+cannot reach it: the button is disabled then, and the view says what to do instead.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..events import Event, EventType
 from ._live import LiveView
 from ._state import HandleLike
 from ._throttle import Throttle
-from .html import plain_summary, render_html
+from .html import render_html, title_html
+from .plain import plain_summary
 
 logger = logging.getLogger("parallelcc_sdk")
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 MAX_UPDATES_PER_S = 10
+_BLOCKED_HINT = (
+    "The kernel is busy in pcc.run(...) or handle.result() and cannot take a click: interrupt "
+    "the kernel to cancel the run, or start runs with handle = pcc.submit(...) and await handle."
+)
+
+
+class _ButtonLook(NamedTuple):
+    description: str
+    disabled: bool
+    button_style: str
+    tooltip: str
 
 
 class WidgetView(LiveView):
-    """Subscribes to a handle and mirrors it in widgets. Build with :meth:`attach`."""
+    """Subscribes to a handle and mirrors it in widgets; one per handle (see ``widget_view``)."""
 
     def __init__(self, handle: HandleLike, *, interval: float = 1 / MAX_UPDATES_PER_S) -> None:
         import ipywidgets as widgets
@@ -37,20 +51,10 @@ class WidgetView(LiveView):
         # expression, display(handle)); each is swapped for the static snapshot at the end.
         self._display_ids: list[str] = []
 
-        title = (
-            f'<span style="font-weight: 600;">parallelcc</span> '
-            f'<span style="color: #78909c;">run {escape(handle.run_id)} · '
-            f"{self.state.total} task{'s' if self.state.total != 1 else ''}</span>"
-        )
-        self.title = widgets.HTML(value=title)
-        self.body = widgets.HTML(value=render_html(self.state))
-        self.cancel_button = widgets.Button(
-            description="Cancel run",
-            icon="stop",
-            button_style="warning",
-            tooltip="Cancel every task that has not finished; sandboxes are closed",
-            layout=widgets.Layout(width="auto"),
-        )
+        self.title = widgets.HTML(value=title_html(self.state))
+        self.body = widgets.HTML(value=render_html(self.state, title=False))
+        self.cancel_button = widgets.Button(icon="stop", layout=widgets.Layout(width="auto"))
+        self._restyle_button()
         self.cancel_button.on_click(self._on_cancel_click)
         top = widgets.HBox(
             [self.title, self.cancel_button],
@@ -83,19 +87,46 @@ class WidgetView(LiveView):
             if not self._finalized and self.handle.done():
                 # Missed RUN_FINISHED (e.g. the engine ended abnormally): settle from the handle.
                 self.state.finish(self.handle.status)
-            value = render_html(self.state)
+            self.state.cancel_blocked = self.handle.blocking
+            title = title_html(self.state)
+            body = render_html(self.state, title=False)
         # Setting an unchanged value sends nothing; a changed one sends one comm message.
-        self.body.value = value
+        self.title.value = title
+        self.body.value = body
+        self._restyle_button()
+
+    def _button_look(self) -> _ButtonLook:
+        state = self.state
+        if state.finished:
+            return _ButtonLook(f"Run {state.status}", True, "", "")
+        if state.cancel_requested:
+            return _ButtonLook("Cancelling…", True, "", "")
+        if state.cancel_blocked:
+            return _ButtonLook("Cancel: interrupt the kernel", True, "", _BLOCKED_HINT)
+        return _ButtonLook(
+            "Cancel run",
+            False,
+            "warning",
+            "Cancel every task that has not finished; sandboxes are closed",
+        )
+
+    def _restyle_button(self) -> None:
+        look = self._button_look()
+        with self.cancel_button.hold_sync():
+            for name, value in look._asdict().items():
+                if getattr(self.cancel_button, name) != value:
+                    setattr(self.cancel_button, name, value)
 
     def finalize(self) -> None:
         """Push the final state once, stop listening, and leave a static snapshot behind."""
         if not self._stop_following():
             return
-        self.body.value = render_html(self.state)
-        with self.cancel_button.hold_sync():
-            self.cancel_button.disabled = True
-            self.cancel_button.description = "Run " + self.state.status
-            self.cancel_button.button_style = ""
+        with self._lock:
+            title = title_html(self.state)
+            body = render_html(self.state, title=False)
+        self.title.value = title
+        self.body.value = body
+        self._restyle_button()
         with self._lock:
             display_ids = list(self._display_ids)
         for display_id in display_ids:
@@ -105,8 +136,7 @@ class WidgetView(LiveView):
 
     def _on_cancel_click(self, _button: Any) -> None:
         self.state.cancel_requested = True
-        self.cancel_button.disabled = True
-        self.cancel_button.description = "Cancelling…"
+        self._restyle_button()
         self.handle.cancel()
         self.throttle.request()
 
