@@ -52,6 +52,7 @@ class Cell:
         self.error: dict[str, Any] | None = None
         self.outputs: list[dict[str, Any]] = []
         self.comm_updates: list[float] = []
+        self.comm_states: list[dict[str, Any]] = []
         self.started = time.monotonic()
         self.idle_at: float | None = None
 
@@ -85,6 +86,7 @@ def execute(
         kind, content = msg["msg_type"], msg["content"]
         if kind == "comm_msg" and content.get("data", {}).get("method") == "update":
             cell.comm_updates.append(time.monotonic())
+            cell.comm_states.append(content["data"].get("state", {}))
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         if kind == "stream":
@@ -130,11 +132,19 @@ def test_every_way_of_waiting_works_from_cells(
     kinds = [o["type"] for o in cell.outputs]
     assert kinds[0] == "display_data"
     assert "application/vnd.jupyter.widget-view+json" in cell.outputs[0]["data"]
-    # At the end the live widget's output is replaced by a static snapshot for the saved notebook.
+    # At the end the live widget's output is replaced by a static snapshot for the saved notebook,
+    # which says how the run ended and where its folder is.
     final = [o for o in cell.outputs if o["type"] == "update_display_data"]
-    assert final and "4/4 done" in final[-1]["data"]["text/html"]
-    assert "application/vnd.jupyter.widget-view+json" not in final[-1]["data"]
+    snapshot = final[-1]["data"] if final else {}
+    assert '"pcc-outcome">finished</b>' in snapshot.get("text/html", ""), snapshot
+    assert "4 completed" in snapshot["text/html"]
+    assert str(tmp_path / "out") in snapshot["text/html"]
+    assert f"run folder: {tmp_path / 'out'}" in snapshot["text/plain"]
+    assert "application/vnd.jupyter.widget-view+json" not in snapshot
     assert cell.comm_updates, "no widget update streamed while the cell was blocked"
+    # The blocked kernel cannot take a click: the Cancel button said so instead of staying live.
+    descriptions = [s["description"] for s in cell.comm_states if "description" in s]
+    assert "Cancel: interrupt the kernel" in descriptions, descriptions
 
     # submit in one cell, await in the next (the kernel's own loop runs the tasks).
     cell = execute(kc, 'handle = pcc.submit(["a", "b"], **kw)')
@@ -155,7 +165,8 @@ def test_every_way_of_waiting_works_from_cells(
     # The handle as the last expression of a cell shows the outcome as HTML once finished.
     cell = execute(kc, "handle")
     [out] = cell.outputs
-    assert "2/2 done" in out["data"]["text/html"]
+    assert '"pcc-outcome">finished</b>' in out["data"]["text/html"]
+    assert "2 completed" in out["data"]["text/html"]
 
 
 def test_interrupt_during_run_cancels_and_leaves_no_process(
@@ -186,3 +197,41 @@ def test_interrupt_during_run_cancels_and_leaves_no_process(
         "print(open(runs[-1]).read())",
     )
     assert "cancelled" in cell.stdout
+
+
+def test_cancel_button_works_while_a_cell_awaits_the_handle(
+    kernel: Any, notes_repo: Path, tmp_path: Path
+) -> None:
+    _km, kc = kernel
+    marker = f"sleep 60.{os.getpid()}"
+    cell = execute(kc, setup_code(notes_repo, tmp_path, marker))
+    assert cell.error is None, cell.error
+    cell = execute(
+        kc,
+        'handle = pcc.submit(["a", "b"], **kw)\n'
+        "from parallelcc_sdk.views import widget_view\n"
+        "print(widget_view(handle).cancel_button.comm.comm_id)",
+    )
+    assert cell.error is None, cell.error
+    button = cell.stdout.strip()
+    started = time.monotonic()
+    msg_id = kc.execute('r = await handle\nprint("ended", handle.status, r.counts["cancelled"])')
+    time.sleep(1.5)  # the cell is awaiting now
+    click = {"comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}}
+    kc.shell_channel.send(kc.session.msg("comm_msg", click))
+    stdout = ""
+    while time.monotonic() - started < 60:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.5)
+        except queue.Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            stdout += msg["content"]["text"]
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    assert "ended cancelled 2" in stdout, stdout
+    assert time.monotonic() - started < 30  # the click, not the 60 s sleep, ended the run
+    leftover = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""

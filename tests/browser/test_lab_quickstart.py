@@ -3,8 +3,8 @@
 Run All queues every cell at once (unlike nbval/nbclient, which send one cell at a time), which is
 the case where an archived-nest_asyncio setup hangs on the next queued ``await`` cell. The test
 waits for the widget to show every task completed and for every cell to finish, then checks the
-saved notebook keeps a static HTML snapshot of the outcome. Screenshots go to ci-artifacts/, and
-to docs/img/ when PARALLELCC_UPDATE_DOCS_IMAGES=1.
+saved notebook keeps a static HTML snapshot of the outcome and of where the run folder is.
+Screenshots go to ci-artifacts/, and to docs/img/ when PARALLELCC_UPDATE_DOCS_IMAGES=1.
 
 Needs ``chromium`` (Debian package) and ``jupyterlab`` + ``playwright`` in the venv:
 ``.ci/install-notebook.sh VENV``. Playwright's own browser download is not used.
@@ -173,8 +173,8 @@ def test_run_all_shows_every_task_completed(lab: tuple[str, Path]) -> None:
 
             # The first run's display: the live widget, then its static snapshot in its place.
             first = page.locator(".pcc-run").first
-            expect(first.locator(".pcc-done")).to_have_text("6/6 done", timeout=90_000)
-            expect(first).to_contain_text("completed 6")
+            expect(first.locator(".pcc-outcome")).to_have_text("finished", timeout=90_000)
+            expect(first).to_contain_text("6 completed")
             page.wait_for_function(ALL_CELLS_RAN, timeout=120_000)
             page.wait_for_function(KERNEL_IDLE, timeout=60_000)
             errors = page.locator(
@@ -203,8 +203,11 @@ def test_run_all_shows_every_task_completed(lab: tuple[str, Path]) -> None:
     html = "".join(output["data"].get("text/html", ""))
     text = "".join(output["data"].get("text/plain", ""))
     # A run that ended in the cell that displayed it leaves a static snapshot in the saved
-    # notebook, not a widget (whose state is not saved with the notebook).
-    assert "2/2 done" in html and "2/2 done · completed 2" in text, output
+    # notebook, not a widget (whose state is not saved with the notebook), saying how the run
+    # ended and where its folder is.
+    assert '"pcc-outcome">finished</b>' in html and "finished: 2 completed" in text, output
+    assert "run folder" in html and "/results/" in html, output
+    assert "run folder: " in text and "parallelcc-quickstart-" in text, output
     assert "application/vnd.jupyter.widget-view+json" not in output["data"]
     # So does the run submitted in one cell and awaited in the next.
     submitted = next(
@@ -213,5 +216,6 @@ def test_run_all_shows_every_task_completed(lab: tuple[str, Path]) -> None:
         if c["cell_type"] == "code" and "pcc.submit(" in "".join(c["source"])
     )
     [output] = submitted["outputs"]
-    assert "6/6 done · completed 6" in "".join(output["data"].get("text/plain", "")), output
+    text = "".join(output["data"].get("text/plain", ""))
+    assert "finished: 6 completed" in text and "run folder: " in text, output
     assert "application/vnd.jupyter.widget-view+json" not in output["data"]
