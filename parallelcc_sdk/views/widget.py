@@ -88,6 +88,10 @@ class WidgetView(LiveView):
                 # Missed RUN_FINISHED (e.g. the engine ended abnormally): settle from the handle.
                 self.state.finish(self.handle.status)
             self.state.cancel_blocked = self.handle.blocking
+        self._push()
+
+    def _push(self) -> None:
+        with self._lock:
             title = title_html(self.state)
             body = render_html(self.state, title=False)
         # Setting an unchanged value sends nothing; a changed one sends one comm message.
@@ -112,21 +116,15 @@ class WidgetView(LiveView):
 
     def _restyle_button(self) -> None:
         look = self._button_look()
-        with self.cancel_button.hold_sync():
+        with self.cancel_button.hold_sync():  # one message for every trait that changed
             for name, value in look._asdict().items():
-                if getattr(self.cancel_button, name) != value:
-                    setattr(self.cancel_button, name, value)
+                setattr(self.cancel_button, name, value)
 
     def finalize(self) -> None:
         """Push the final state once, stop listening, and leave a static snapshot behind."""
         if not self._stop_following():
             return
-        with self._lock:
-            title = title_html(self.state)
-            body = render_html(self.state, title=False)
-        self.title.value = title
-        self.body.value = body
-        self._restyle_button()
+        self._push()
         with self._lock:
             display_ids = list(self._display_ids)
         for display_id in display_ids:
