@@ -1,20 +1,19 @@
 """The SDK in a real Jupyter kernel (ipykernel over jupyter_client, no browser): every way of
-waiting for a run works from a cell, the widget streams while a cell blocks, and an interrupt
-cancels the run and leaves no process behind."""
+waiting for a run works from a cell, the widget streams while a cell blocks (its Cancel button
+disabled, since the kernel cannot take a click), the button cancels a run a cell awaits, and an
+interrupt cancels the run and leaves no process behind."""
 
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.jupyter import write_venv_kernelspec
+from support.jupyter import execute, write_venv_kernelspec
 
 jupyter_client = pytest.importorskip("jupyter_client")
 from jupyter_client.blocking.client import BlockingKernelClient  # noqa: E402
@@ -43,66 +42,6 @@ def _venv_kernelspec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
 
 
-class Cell:
-    """What one executed cell produced on IOPub."""
-
-    def __init__(self) -> None:
-        self.stdout = ""
-        self.stderr = ""
-        self.error: dict[str, Any] | None = None
-        self.outputs: list[dict[str, Any]] = []
-        self.comm_updates: list[float] = []
-        self.comm_states: list[dict[str, Any]] = []
-        self.started = time.monotonic()
-        self.idle_at: float | None = None
-
-
-def execute(
-    kc: BlockingKernelClient,
-    code: str,
-    timeout: float = 120,
-    interrupt_after: float | None = None,
-    km: KernelManager | None = None,
-) -> Cell:
-    msg_id = kc.execute(textwrap.dedent(code))
-    cell = Cell()
-    deadline = time.monotonic() + timeout
-    interrupted = False
-    while True:
-        if (
-            interrupt_after is not None
-            and not interrupted
-            and time.monotonic() - cell.started > interrupt_after
-        ):
-            assert km is not None
-            km.interrupt_kernel()
-            interrupted = True
-        try:
-            msg = kc.get_iopub_msg(timeout=0.2)
-        except queue.Empty:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"cell did not finish in {timeout}s: {code}") from None
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "comm_msg" and content.get("data", {}).get("method") == "update":
-            cell.comm_updates.append(time.monotonic())
-            cell.comm_states.append(content["data"].get("state", {}))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if kind == "stream":
-            if content["name"] == "stdout":
-                cell.stdout += content["text"]
-            else:
-                cell.stderr += content["text"]
-        elif kind == "error":
-            cell.error = content
-        elif kind in ("display_data", "execute_result", "update_display_data"):
-            cell.outputs.append({"type": kind, **content})
-        elif kind == "status" and content["execution_state"] == "idle":
-            cell.idle_at = time.monotonic()
-            return cell
-
-
 def setup_code(repo: Path, tmp_path: Path, command: str) -> str:
     return f"""
         import asyncio, os
@@ -110,6 +49,15 @@ def setup_code(repo: Path, tmp_path: Path, command: str) -> str:
         kw = dict(repo={str(repo)!r}, output_dir={str(tmp_path / "out")!r},
                   agent=pcc.Command({command!r}), backend=pcc.LocalBackend(isolation="none"))
         """
+
+
+def setup_sleepers(kc: Any, repo: Path, tmp_path: Path) -> str:
+    """Sets up tasks that sleep a minute; returns the command line, which pgrep can find: its
+    duration is unique to this test process."""
+    marker = f"sleep 60.{os.getpid()}"
+    cell = execute(kc, setup_code(repo, tmp_path, marker))
+    assert cell.error is None, cell.error
+    return marker
 
 
 def test_every_way_of_waiting_works_from_cells(
@@ -173,16 +121,13 @@ def test_interrupt_during_run_cancels_and_leaves_no_process(
     kernel: Any, notes_repo: Path, tmp_path: Path
 ) -> None:
     km, kc = kernel
-    # A sleep with a unique duration, so pgrep finds exactly this test's sandbox processes.
-    marker = f"sleep 60.{os.getpid()}"
-    cell = execute(kc, setup_code(notes_repo, tmp_path, marker))
-    assert cell.error is None, cell.error
+    marker = setup_sleepers(kc, notes_repo, tmp_path)
     started = time.monotonic()
     cell = execute(
         kc,
         'result = pcc.run(["a", "b", "c"], progress="off", **kw)',
-        interrupt_after=2.0,
-        km=km,
+        after=2.0,
+        action=km.interrupt_kernel,
         timeout=90,
     )
     assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt"
@@ -203,9 +148,7 @@ def test_cancel_button_works_while_a_cell_awaits_the_handle(
     kernel: Any, notes_repo: Path, tmp_path: Path
 ) -> None:
     _km, kc = kernel
-    marker = f"sleep 60.{os.getpid()}"
-    cell = execute(kc, setup_code(notes_repo, tmp_path, marker))
-    assert cell.error is None, cell.error
+    marker = setup_sleepers(kc, notes_repo, tmp_path)
     cell = execute(
         kc,
         'handle = pcc.submit(["a", "b"], **kw)\n'
@@ -214,24 +157,16 @@ def test_cancel_button_works_while_a_cell_awaits_the_handle(
     )
     assert cell.error is None, cell.error
     button = cell.stdout.strip()
-    started = time.monotonic()
-    msg_id = kc.execute('r = await handle\nprint("ended", handle.status, r.counts["cancelled"])')
-    time.sleep(1.5)  # the cell is awaiting now
     click = {"comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}}
-    kc.shell_channel.send(kc.session.msg("comm_msg", click))
-    stdout = ""
-    while time.monotonic() - started < 60:
-        try:
-            msg = kc.get_iopub_msg(timeout=0.5)
-        except queue.Empty:
-            continue
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "stream":
-            stdout += msg["content"]["text"]
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    assert "ended cancelled 2" in stdout, stdout
-    assert time.monotonic() - started < 30  # the click, not the 60 s sleep, ended the run
+    cell = execute(
+        kc,
+        'r = await handle\nprint("ended", handle.status, r.counts["cancelled"])',
+        after=1.5,  # the cell is awaiting by then
+        action=lambda: kc.shell_channel.send(kc.session.msg("comm_msg", click)),
+        timeout=60,
+    )
+    assert "ended cancelled 2" in cell.stdout, (cell.stdout, cell.error)
+    assert cell.idle_at is not None
+    assert cell.idle_at - cell.started < 30  # the click, not the 60 s sleep, ended the run
     leftover = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import queue
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from support.jupyter import write_venv_kernelspec
+from support.jupyter import execute, write_venv_kernelspec
 
 from parallelcc_sdk.models import TaskResult, TaskStatus
 from parallelcc_sdk.results import build_dataframe
@@ -187,30 +185,17 @@ def test_in_a_kernel_the_plot_is_an_image_and_no_axes_line(df, tmp_path: Path) -
     env["JUPYTER_PATH"] = str(tmp_path)
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
     try:
-        code = (
+        cell = execute(
+            kc,
             "import pandas as pd\n"
-            "from parallelcc_sdk.results import build_dataframe\n"
             "from parallelcc_sdk.views.plots import plot_timeline\n"
             f"df = pd.read_csv({str(csv)!r}, parse_dates=['started_at', 'finished_at'])\n"
-            "plot_timeline(df)"
+            "plot_timeline(df)",
         )
-        msg_id = kc.execute(code)
-        outputs: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                msg = kc.get_iopub_msg(timeout=1)
-            except queue.Empty:
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind in ("display_data", "execute_result", "error", "stream"):
-                outputs.append({"type": kind, **content})
-            if kind == "status" and content["execution_state"] == "idle":
-                break
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+    assert cell.error is None, cell.error
+    outputs = cell.outputs
     assert [o["type"] for o in outputs] == ["display_data"], outputs
     assert "image/png" in outputs[0]["data"]
