@@ -171,6 +171,9 @@ def test_blocking_is_true_only_while_the_main_thread_waits_in_result(
     assert handle.result(timeout=60).success
     assert seen == [True]  # the listener ran while this (main) thread waited in result()
     assert handle.blocking is False
+    assert repr(handle) == (
+        f"<ExecutionHandle {handle.run_id} finished: 1 completed in {handle.run_dir}>"
+    )
 
 
 def test_a_result_call_from_another_thread_does_not_count_as_blocking(
