@@ -510,6 +510,7 @@ async def test_request_log_alive_counts_and_debug_endpoints(e2b_env: E2BTestServ
     await asyncio.gather(*(s.kill() for s in sandboxes))
     later = await AsyncSandbox.create()
     assert e2b_env.max_alive() == 3
+    assert [n for _, n in e2b_env.alive_over_time()] == [1, 2, 3, 2, 1, 0, 1]
     assert e2b_env.alive() == [later.sandbox_id]
 
     (upload,) = e2b_env.log.entries("files.upload")
@@ -526,6 +527,10 @@ async def test_request_log_alive_counts_and_debug_endpoints(e2b_env: E2BTestServ
         assert len(log) == 3 and {entry["status"] for entry in log} == {204}
         state = (await client.get("/_debug/sandboxes")).json()
         assert state["alive"] == [later.sandbox_id] and state["max_alive"] == 3
+        routed_by_host = await client.get(
+            "/health", headers={"host": f"49983-{later.sandbox_id}.e2b.local"}
+        )
+        assert routed_by_host.status_code == 204
         fault = {"kind": "fail", "op": "create", "status": 503, "retry": False}
         assert (await client.post("/_debug/faults", json=fault)).status_code == 204
         with pytest.raises(ServiceBusyException):

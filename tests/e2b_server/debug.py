@@ -2,7 +2,7 @@
 
 - ``GET /_debug/log[?op=create&sandbox_id=...]``: the request log as JSON;
 - ``GET /_debug/sandboxes``: every sandbox (alive or ended), the ids alive, the most alive at
-  once;
+  once, and how many were alive over time;
 - ``POST /_debug/faults`` with ``{"kind": "fail", "op": "create", "status": 429, "times": 2}``
   (``kind`` is a method of :class:`~.faults.Faults`, the other keys its arguments);
   ``DELETE /_debug/faults`` clears them;
@@ -41,6 +41,7 @@ def routes(state: ServerState) -> list[Route]:
             {
                 "alive": registry.alive_ids(),
                 "max_alive": registry.max_alive(),
+                "alive_over_time": registry.alive_over_time(),
                 "sandboxes": [_record(r) for r in registry.records()],
             }
         )

@@ -77,6 +77,7 @@ class Command:
         self._listeners: list[asyncio.Queue[Event]] = []
         self._done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        """The output pump; held here because the event loop keeps only weak references."""
         self.on_done: Callable[[], object] | None = None
 
     @property

@@ -96,14 +96,16 @@ def new_id(length: int = 20) -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
-def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
-    """The largest number of intervals open at one instant (an end before a start at a tie)."""
+def open_counts(intervals: Sequence[tuple[float, float]]) -> list[tuple[float, int]]:
+    """How many intervals are open after each start or end, in time order (at a tie, the end
+    comes first: a sandbox killed as another starts does not count twice)."""
     points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    best = current = 0
-    for _, step in points:
+    counts: list[tuple[float, int]] = []
+    current = 0
+    for moment, step in points:
         current += step
-        best = max(best, current)
-    return best
+        counts.append((moment, current))
+    return counts
 
 
 class Registry:
@@ -126,10 +128,18 @@ class Registry:
         with self._lock:
             return [s.sandbox_id for s in self._sandboxes.values() if s.alive]
 
+    def alive_over_time(
+        self, where: Callable[[SandboxRecord], bool] | None = None
+    ) -> list[tuple[float, int]]:
+        """(wall-clock time, sandboxes alive from then on), at every start and end of a sandbox
+        that ``where`` accepts."""
+        records = [r for r in self.records() if where is None or where(r)]
+        intervals = [(r.started_at, r.ended_at or math.inf) for r in records]
+        return [(t, n) for t, n in open_counts(intervals) if t != math.inf]
+
     def max_alive(self, where: Callable[[SandboxRecord], bool] | None = None) -> int:
         """The most sandboxes (matching ``where``) that were alive at the same moment."""
-        records = [r for r in self.records() if where is None or where(r)]
-        return max_overlap([(r.started_at, r.ended_at or math.inf) for r in records])
+        return max((n for _, n in self.alive_over_time(where)), default=0)
 
     # -- lookup (server loop) ---------------------------------------------------------------
 
@@ -143,12 +153,6 @@ class Registry:
     def running(self, sandbox_id: str | None) -> Sandbox:
         sandbox = self.find(sandbox_id)
         if sandbox is None or sandbox.state != "running":
-            raise SandboxGone(sandbox_id)
-        return sandbox
-
-    def alive(self, sandbox_id: str | None) -> Sandbox:
-        sandbox = self.find(sandbox_id)
-        if sandbox is None or not sandbox.alive:
             raise SandboxGone(sandbox_id)
         return sandbox
 

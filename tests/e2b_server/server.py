@@ -113,6 +113,12 @@ class E2BTestServer:
     def record(self, sandbox_id: str) -> SandboxRecord:
         return next(r for r in self.records() if r.sandbox_id == sandbox_id)
 
+    def alive_over_time(
+        self, where: Callable[[SandboxRecord], bool] | None = None
+    ) -> list[tuple[float, int]]:
+        """(time, sandboxes alive from then on) at every start and end of a sandbox."""
+        return self.registry.alive_over_time(where)
+
     def max_alive(self, where: Callable[[SandboxRecord], bool] | None = None) -> int:
         """The most sandboxes (those ``where`` accepts) alive at the same moment."""
         return self.registry.max_alive(where)
