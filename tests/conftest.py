@@ -12,6 +12,8 @@ from support.e2e import local_run_options
 from support.gitrepo import USER_EMAIL, USER_NAME, make_repo
 from support.scripted_anthropic import ScriptedAnthropic
 
+pytest_plugins = ["e2b_server.fixtures"]
+
 
 @pytest.fixture
 def scripted_api() -> Iterator[ScriptedAnthropic]:
