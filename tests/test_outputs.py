@@ -1,7 +1,7 @@
 """The on-disk layout: run folders, JSON records, the journal, and loading runs back.
 
 Reading the journal of a run whose process died, listing runs and damaged folders are in
-test_runfolder.py; killing a real run in test_run_crash.py.
+test_runfolder.py; killing a real run in test_run_folder_e2e.py.
 """
 
 from __future__ import annotations
