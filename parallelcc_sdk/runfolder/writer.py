@@ -263,7 +263,12 @@ class RunJournal:
 def _differs(old: Any, new: Any) -> bool:
     # Identity first: the engine builds each record from the previous one, so unchanged fields
     # (the prompt, the metadata) are the same objects and cost nothing to compare.
-    return old is not new and bool(old != new)
+    if old is new:
+        return False
+    try:
+        return bool(old != new)
+    except Exception:  # values whose == is not a bool (arrays in metadata): write them again
+        return True
 
 
 def mark_interrupted(run_dir: Path) -> bool:
