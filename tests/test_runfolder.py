@@ -20,6 +20,7 @@ from parallelcc_sdk.errors import RunFolderError, RunFolderNotFoundError, Valida
 from parallelcc_sdk.models import RunStatus, TaskResult, TaskStatus
 from parallelcc_sdk.results import RunResult, RunSummary
 from parallelcc_sdk.runfolder import list_runs, load_run, read_journal, read_run_info
+from parallelcc_sdk.runfolder.codec import task_result_to_json
 from parallelcc_sdk.runfolder.process import RunProcess
 from parallelcc_sdk.runfolder.reader import INTERRUPTED_PENDING_ERROR, INTERRUPTED_RUNNING_ERROR
 from parallelcc_sdk.runfolder.writer import (
@@ -364,3 +365,26 @@ def test_git_error_is_a_parallelcc_error() -> None:
     assert pcc.GitError is GitError and issubclass(GitError, pcc.ParallelCCError)
     with pytest.raises(pcc.ParallelCCError, match="git rev-parse failed"):
         git_sync("rev-parse", "--verify", "no-such-ref", cwd=Path(os.sep))
+
+
+def test_a_journal_of_the_first_format_still_loads(tmp_path: Path) -> None:
+    # Format 1 rewrote run.json whole at every update and had no journal.jsonl nor process.
+    records = [completed("task-1"), running("task-2")]
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "run_id": "r1",
+                "state": "running",
+                "created_at": "2026-11-27T08:00:00Z",
+                "updated_at": "2026-11-27T08:00:09Z",
+                "finished_at": None,
+                "config": {},
+                "tasks": [task_result_to_json(t) for t in records],
+            }
+        )
+    )
+    loaded = load_run(tmp_path)
+    assert loaded.tasks == tuple(records)
+    assert loaded.state is RunStatus.RUNNING  # whose process it was cannot be told
+    assert read_journal(tmp_path).process is None

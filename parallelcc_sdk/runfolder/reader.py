@@ -172,7 +172,7 @@ class _Replayed:
     skipped_lines: int
 
 
-def _replay(layout: RunLayout) -> _Replayed:
+def _replay(layout: RunLayout, *, again: bool = True) -> _Replayed:
     path = layout.run_json
     header = _read_object(path)
     try:
@@ -185,18 +185,25 @@ def _replay(layout: RunLayout) -> _Replayed:
         # A final run.json holds every line of the journal already.
         return _Replayed(header, records, recorded, process, None, _mtime(path), 0)
     skipped = _apply_journal(layout.journal, records)
+    if skipped is None:
+        # The journal is created before run.json and removed only after the final run.json
+        # replaced it: without it, the run ended between the two reads. Read that ending.
+        if again:
+            return _replay(layout, again=False)
+        skipped = 0
     _apply_task_metadata(layout, records)
     last_update = _mtime(layout.journal) or _mtime(path)
     alive = process.is_alive() if process is not None else None
     return _Replayed(header, records, recorded, process, alive, last_update, skipped)
 
 
-def _apply_journal(path: Path, records: dict[str, dict[str, Any]]) -> int:
-    """Applies each line's changed fields; returns how many lines were unreadable."""
+def _apply_journal(path: Path, records: dict[str, dict[str, Any]]) -> int | None:
+    """Applies each line's changed fields; returns how many lines were unreadable, or ``None``
+    if there is no journal."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return 0  # the run died before its first task changed state
+        return None
     except OSError as exc:
         raise _damaged(path, str(exc)) from exc
     skipped = 0
