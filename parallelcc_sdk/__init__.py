@@ -20,8 +20,11 @@ from .errors import (
     AgentNotFoundError,
     BackendUnavailableError,
     CredentialsError,
+    GitError,
     ParallelCCError,
     RepositoryError,
+    RunFolderError,
+    RunFolderNotFoundError,
     RunNotFinishedError,
     SnapshotError,
     SyncCallInRunningLoopError,
@@ -30,8 +33,9 @@ from .errors import (
 )
 from .events import Event, EventType, Phase
 from .handle import ExecutionHandle
-from .models import Task, TaskResult, TaskStatus
-from .results import RunResult, RunSummary, load_run
+from .models import RunStatus, Task, TaskResult, TaskStatus
+from .results import RunResult, RunSummary
+from .runfolder import RunInfo, list_runs, load_run
 from .tasks import load_tasks
 
 if TYPE_CHECKING:
@@ -60,6 +64,7 @@ __all__ = [
     "Event",
     "EventType",
     "ExecutionHandle",
+    "GitError",
     "Invocation",
     "LocalBackend",
     "OutputParser",
@@ -67,8 +72,12 @@ __all__ = [
     "Phase",
     "Progress",
     "RepositoryError",
+    "RunFolderError",
+    "RunFolderNotFoundError",
+    "RunInfo",
     "RunNotFinishedError",
     "RunResult",
+    "RunStatus",
     "RunSummary",
     "Sandbox",
     "SnapshotError",
@@ -79,6 +88,7 @@ __all__ = [
     "TaskStatus",
     "ValidationError",
     "__version__",
+    "list_runs",
     "load_run",
     "load_tasks",
     "run",

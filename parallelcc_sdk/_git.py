@@ -8,12 +8,9 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import ParallelCCError
+from .errors import GitError
 
-
-class GitError(ParallelCCError):
-    """A git command failed."""
-
+__all__ = ["GitError", "git", "git_env", "git_sync"]
 
 # Commands must behave the same on every machine: no pager, no prompts, no localised messages,
 # and an identity for the snapshot commit that does not depend on the user's config.

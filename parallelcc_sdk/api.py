@@ -14,8 +14,8 @@ from .engine import Engine, RunConfig
 from .errors import ValidationError
 from .events import Event
 from .handle import ExecutionHandle, Listener
-from .outputs import create_run_dir
 from .results import RunResult
+from .runfolder.writer import create_run_dir
 from .snapshot import resolve_repo
 from .tasks import load_tasks
 from .validation import non_negative_int, optional_positive_float, positive_int

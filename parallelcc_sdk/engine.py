@@ -28,16 +28,15 @@ from typing import IO, Any
 from .agents.base import Agent, AgentOutcome, Progress, Stream
 from .backends.base import Backend, Sandbox, SandboxSpec
 from .events import Event, EventType, Phase
-from .models import Task, TaskResult, TaskStatus
-from .outputs import RunJournal, write_run_outputs, write_task_metadata
+from .models import RunStatus, Task, TaskResult, TaskStatus
 from .redaction import Redactor, secret_values
 from .results import RunResult, RunSummary
+from .runfolder.layout import RunLayout
+from .runfolder.writer import RunJournal, write_run_outputs, write_task_metadata
 from .snapshot import Snapshot, take_snapshot
 
 logger = logging.getLogger("parallelcc_sdk")
 
-LOG_FILE = "execution.log"
-EVENTS_FILE = "events.jsonl"
 _LAST_OUTPUT_CHARS = 200
 
 
@@ -86,11 +85,12 @@ class Engine:
         self.run_id = run_id
         self.run_dir = run_dir
         self._emit_callback = emit
+        self.layout = RunLayout(run_dir)
         self.results: dict[str, TaskResult] = {
             t.task_id: TaskResult(
                 task_id=t.task_id,
                 prompt=t.prompt,
-                output_path=str(run_dir / t.task_id),
+                output_path=str(self.layout.task_dir(t.task_id)),
                 metadata=dict(t.metadata),
             )
             for t in tasks
@@ -148,7 +148,7 @@ class Engine:
             self._emit_task(EventType.TASK_QUEUED, task.task_id)
         # Named "parallelcc-*" so that the local backend never shows it to a task (see isolation).
         work_dir = Path(tempfile.mkdtemp(prefix=f"parallelcc-run-{self.run_id}-"))
-        state = "finished"
+        state = RunStatus.FINISHED
         try:
             snapshot = await take_snapshot(
                 self.config.repo, work_dir / "snapshot.git", exclude=[self.run_dir.parent]
@@ -161,13 +161,13 @@ class Engine:
         except BaseException:
             # Interrupted (cancelled, KeyboardInterrupt, a bug): stop everything, wait until every
             # sandbox is closed, and still write what is known before re-raising.
-            state = "interrupted"
+            state = RunStatus.INTERRUPTED
             self._stop("run interrupted")
             await self._drain()
             raise
         finally:
-            if state == "finished" and self._stop_reason is not None:
-                state = "interrupted" if self._interrupted else "cancelled"
+            if state is RunStatus.FINISHED and self._stop_reason is not None:
+                state = RunStatus.INTERRUPTED if self._interrupted else RunStatus.CANCELLED
             for task in self.tasks:
                 self._finish_unstarted(task, self._stop_reason or "run ended before it started")
             self._queue.clear()
@@ -215,7 +215,8 @@ class Engine:
 
     async def _run_task(self, task: Task, snapshot: Snapshot) -> None:
         task_id = task.task_id
-        task_dir = self.run_dir / task_id
+        files = self.layout.task(task_id)
+        task_dir = files.task_dir
         task_dir.mkdir(exist_ok=True)
         started = datetime.now(UTC)
         t0 = time.monotonic()
@@ -226,8 +227,8 @@ class Engine:
         spent = _Spend()
         with (
             # Line-buffered local files: each write is a quick append, streamed to disk at once.
-            open(task_dir / LOG_FILE, "a", encoding="utf-8", buffering=1) as log,  # noqa: ASYNC230
-            open(task_dir / EVENTS_FILE, "a", encoding="utf-8", buffering=1) as events,  # noqa: ASYNC230
+            open(files.execution_log, "a", encoding="utf-8", buffering=1) as log,  # noqa: ASYNC230
+            open(files.events, "a", encoding="utf-8", buffering=1) as events,  # noqa: ASYNC230
         ):
             while True:
                 attempt += 1
@@ -452,7 +453,7 @@ class Engine:
         if record.status.is_final:
             return
         record = self._update(task.task_id, None, status=TaskStatus.CANCELLED, error=reason)
-        task_dir = self.run_dir / task.task_id
+        task_dir = self.layout.task_dir(task.task_id)
         task_dir.mkdir(exist_ok=True)
         write_task_metadata(task_dir, record)
         self._emit_task(EventType.TASK_FINISHED, task.task_id)
@@ -468,7 +469,7 @@ class Engine:
     ) -> TaskResult:
         record = self.results[task_id].replace(**changes) if changes else self.results[task_id]
         self.results[task_id] = record
-        # The journal before the event: a listener that reads run.json sees the state announced.
+        # The journal before the event: a listener that reads the journal sees the state announced.
         if "status" in changes:
             self.journal.update(record)
         if event is not None:
@@ -492,11 +493,11 @@ class Engine:
     def _emit(self, event: Event) -> None:
         self._emit_callback(event)
 
-    def _finalize(self, state: str) -> RunResult:
+    def _finalize(self, state: RunStatus) -> RunResult:
         self.finished_at = datetime.now(UTC)
         tasks = tuple(self.results[t.task_id] for t in self.tasks)
         summary = RunSummary.from_results(self.run_id, tasks, time.monotonic() - self._t0)
-        result = RunResult(run_id=self.run_id, run_dir=self.run_dir, tasks=tasks, summary=summary)
+        result = RunResult(self.run_id, self.run_dir, tasks, summary, state=state)
         try:
             write_run_outputs(result)
         finally:

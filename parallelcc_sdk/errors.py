@@ -35,6 +35,18 @@ class BackendUnavailableError(ValidationError):
     """The chosen backend cannot run on this machine (e.g. no working bubblewrap)."""
 
 
+class GitError(ParallelCCError):
+    """A git command the SDK ran failed."""
+
+
+class RunFolderError(ParallelCCError):
+    """A run folder cannot be read: its files are damaged or not what the SDK writes."""
+
+
+class RunFolderNotFoundError(RunFolderError, ValidationError):
+    """The path given as a run folder does not exist, or holds no run (bad input, too)."""
+
+
 class SnapshotError(ParallelCCError):
     """Taking the run's snapshot of the repository failed."""
 

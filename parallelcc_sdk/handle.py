@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import _bridge
 from .errors import ParallelCCError, RunNotFinishedError, SyncCallInRunningLoopError
 from .events import Event, EventType
-from .models import TaskResult, count_statuses
+from .models import RunStatus, TaskResult, count_statuses
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +51,8 @@ class ExecutionHandle:
         self._blocking = 0
         self._outcome: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._state = "pending"
+        # submit() starts the run before it returns the handle: no caller sees it unstarted.
+        self._state = RunStatus.RUNNING
         self._monotonic_start: float | None = None
         self._monotonic_end: float | None = None
 
@@ -61,7 +62,7 @@ class ExecutionHandle:
         # Every run lives on the SDK's own loop thread, whoever calls: so `await handle`,
         # `handle.result()` and `pcc.run` all work from a notebook cell, a script or async code,
         # and the caller's loop (a notebook kernel's) is never blocked nor patched.
-        self._state = "running"
+        self._state = RunStatus.RUNNING
         self._monotonic_start = time.monotonic()
         _bridge.register_run(self)
         self._loop = _bridge.portal.loop()
@@ -72,19 +73,16 @@ class ExecutionHandle:
         self._monotonic_end = time.monotonic()
         _bridge.unregister_run(self)
         if future.cancelled():
-            self._state = "interrupted"
+            self._state = RunStatus.INTERRUPTED
             self._outcome.set_exception(ParallelCCError(f"run {self.run_id} was interrupted"))
             return
         exc = future.exception()
         if exc is not None:
-            self._state = "interrupted"
+            self._state = RunStatus.INTERRUPTED
             self._outcome.set_exception(exc)
             return
         result: RunResult = future.result()
-        if self._engine.interrupted:
-            self._state = "interrupted"
-        else:
-            self._state = "cancelled" if self._engine.stopping else "finished"
+        self._state = result.state
         self._outcome.set_result(result)
 
     # -- events -------------------------------------------------------------------------------
@@ -172,7 +170,7 @@ class ExecutionHandle:
         return self._engine.run_dir
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         """``running``, then ``finished``, ``cancelled`` (stopped early) or ``interrupted``."""
         return self._state
 

@@ -1,4 +1,4 @@
-"""Plain records shared by every layer: tasks, statuses and task results."""
+"""Plain records shared by every layer: tasks, task and run statuses, and task results."""
 
 from __future__ import annotations
 
@@ -26,6 +26,23 @@ class TaskStatus(StrEnum):
 
 
 STATUS_ORDER: tuple[str, ...] = tuple(s.value for s in TaskStatus)
+
+
+class RunStatus(StrEnum):
+    """A whole run's state: ``running`` until it ends as one of the other three.
+
+    ``cancelled``: stopped early on purpose (``handle.cancel()``, fail-fast, the budget);
+    ``interrupted``: stopped by Ctrl-C or an error, or its process died without closing the run.
+    """
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not RunStatus.RUNNING
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,15 @@
-"""Run results as data: the DataFrame schema, the run summary, and loading a run back from disk.
+"""Run results as data: the DataFrame schema, the run summary and the run result.
 
 pandas is imported lazily (inside functions and through the module ``__getattr__``) so that
 ``import parallelcc_sdk`` stays light; ``STATUS_DTYPE`` and ``SCHEMA`` are built on first use.
+``load_run`` lives with the run folder's reader (``parallelcc_sdk.runfolder``) and is
+re-exported here; that package imports this module, so this one imports it only on use.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ValidationError
-from .models import STATUS_ORDER, TaskResult, TaskStatus, count_statuses
-from .outputs import parse_datetime, task_result_from_json
+from .models import STATUS_ORDER, RunStatus, TaskResult, TaskStatus, count_statuses
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
+
+    from .runfolder.reader import load_run as load_run
 
     STATUS_DTYPE: pd.CategoricalDtype
     SCHEMA: dict[str, Any]
@@ -65,10 +67,6 @@ _DTYPE_NAMES: dict[str, str] = {
 
 COLUMNS: list[str] = list(_DTYPE_NAMES)
 
-_REPORT_FILE = "summary-report.md"
-_SUMMARY_FILE = "summary.json"
-_JOURNAL_FILE = "run.json"
-_METADATA_FILE = "metadata.json"
 
 
 @functools.cache
@@ -90,6 +88,10 @@ def __getattr__(name: str) -> Any:
         return _status_dtype()
     if name == "SCHEMA":
         return dict(_schema())
+    if name == "load_run":
+        from .runfolder.reader import load_run
+
+        return load_run
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -222,12 +224,17 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class RunResult:
-    """A finished (or interrupted) run: its task results in input order and its summary."""
+    """A run's task results in input order, its summary, and how the run ended.
+
+    ``state`` is ``finished`` unless the run was stopped early (``cancelled``), interrupted, or
+    (a run loaded from disk) is still ``running``.
+    """
 
     run_id: str
     run_dir: Path
     tasks: tuple[TaskResult, ...]
     summary: RunSummary
+    state: RunStatus = RunStatus.FINISHED
 
     @property
     def success(self) -> bool:
@@ -245,7 +252,9 @@ class RunResult:
 
     @property
     def report_path(self) -> Path:
-        return self.run_dir / _REPORT_FILE
+        from .runfolder.layout import RunLayout
+
+        return RunLayout(self.run_dir).report
 
     @property
     def counts(self) -> dict[str, int]:
@@ -281,102 +290,3 @@ class RunResult:
         from .views.plots import plot_costs
 
         return plot_costs(self, ax=ax)
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading from disk
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValidationError(
-            f"cannot read {path.name} in the run folder {path.parent}: {exc}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ValidationError(f"{path.name} in the run folder {path.parent} is not a JSON object")
-    return data
-
-
-def _task_records(data: Mapping[str, Any], source: Path) -> list[dict[str, Any]]:
-    records = data.get("tasks")
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise ValidationError(f"{source.name} in {source.parent} has no valid 'tasks' list")
-    return records
-
-
-def _parse_tasks(records: Iterable[Mapping[str, Any]], source: Path) -> list[TaskResult]:
-    try:
-        return [task_result_from_json(record) for record in records]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"{source.name} in {source.parent} holds a bad task record: {exc}"
-        ) from exc
-
-
-def _load_finished(run_dir: Path) -> RunResult:
-    path = run_dir / _SUMMARY_FILE
-    data = _read_json(path)
-    tasks = _parse_tasks(_task_records(data, path), path)
-    summary_data = data.get("summary")
-    if not isinstance(summary_data, dict):
-        raise ValidationError(f"{path.name} in {run_dir} has no 'summary' object")
-    summary = RunSummary.from_dict(summary_data)
-    return RunResult(summary.run_id, run_dir, tuple(tasks), summary)
-
-
-def _latest_record(run_dir: Path, record: Mapping[str, Any]) -> Mapping[str, Any]:
-    # metadata.json is written when a task ends and holds its complete record, while the
-    # journal may have missed the last update of an interrupted run. A missing or unreadable
-    # metadata.json leaves the journal's record, which is still the best there is.
-    task_id = record.get("task_id")
-    if not isinstance(task_id, str) or not task_id or "/" in task_id or task_id in (".", ".."):
-        return record
-    try:
-        metadata = json.loads((run_dir / task_id / _METADATA_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return record
-    if isinstance(metadata, dict) and metadata.get("task_id") == task_id:
-        return metadata
-    return record
-
-
-def _journal_duration(journal: Mapping[str, Any], tasks: Sequence[TaskResult]) -> float:
-    start = parse_datetime(journal.get("created_at"))
-    end = parse_datetime(journal.get("finished_at") or journal.get("updated_at"))
-    if end is None:
-        end = max((t.finished_at for t in tasks if t.finished_at is not None), default=None)
-    if start is None or end is None:
-        return 0.0
-    return max(0.0, (end - start).total_seconds())
-
-
-def _load_journal(run_dir: Path) -> RunResult:
-    path = run_dir / _JOURNAL_FILE
-    journal = _read_json(path)
-    records = [_latest_record(run_dir, r) for r in _task_records(journal, path)]
-    tasks = _parse_tasks(records, path)
-    run_id = str(journal.get("run_id") or run_dir.name)
-    summary = RunSummary.from_results(run_id, tasks, _journal_duration(journal, tasks))
-    return RunResult(run_id, run_dir, tuple(tasks), summary)
-
-
-def load_run(run_dir: str | Path) -> RunResult:
-    """Rebuild a ``RunResult`` from a run folder, using nothing but the files in it.
-
-    A finished run is read from ``summary.json``; a run that stopped before writing it (killed,
-    interrupted) from its ``run.json`` journal and the ``metadata.json`` of each task. Tasks keep
-    the status they last recorded.
-    """
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise ValidationError(f"run folder {path} does not exist or is not a folder")
-    if (path / _SUMMARY_FILE).is_file():
-        return _load_finished(path)
-    if (path / _JOURNAL_FILE).is_file():
-        return _load_journal(path)
-    raise ValidationError(
-        f"{path} is not a run folder: it has neither {_SUMMARY_FILE} nor {_JOURNAL_FILE}; "
-        "pass the folder of one run, e.g. <output_dir>/<run_id>"
-    )

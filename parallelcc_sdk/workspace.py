@@ -15,10 +15,19 @@ from pathlib import Path
 
 from ._git import git
 from .models import ChangeStats
+from .runfolder.layout import CHANGED_FILES_DIR, PATCH_FILE
 from .snapshot import Snapshot
 
-PATCH_FILE = "changes.patch"
-CHANGED_FILES_DIR = "changed-files"
+__all__ = [
+    "BASE_REF",
+    "CHANGED_FILES_DIR",
+    "PATCH_FILE",
+    "TASK_BRANCH",
+    "collect_changes",
+    "create_workspace",
+    "parse_name_status",
+    "parse_numstat",
+]
 BASE_REF = "refs/parallelcc/base"
 TASK_BRANCH = "refs/heads/parallelcc/task"
 

@@ -21,6 +21,7 @@ from support.e2e import pid_alive, read_pids, tree_state, wait_for, wait_until_g
 
 import parallelcc_sdk as pcc
 from parallelcc_sdk import Event, EventType, Task, TaskStatus
+from parallelcc_sdk.runfolder import JournalState, read_journal
 
 PACKAGE_ROOT = Path(pcc.__file__).resolve().parent.parent
 
@@ -263,9 +264,9 @@ def test_keyboard_interrupt_during_run_leaves_no_process(pcc_repo: Path, tmp_pat
     assert wait_until_gone(recorded) == [], "a task process outlived the interrupted run"
     assert not any(pid_alive(p) for p in recorded)
 
-    (run_dir,) = out.iterdir()
-    journal = json.loads((run_dir / "run.json").read_text())
-    assert journal["state"] == "interrupted"
+    (info,) = pcc.list_runs(out)
+    journal = json.loads((info.run_dir / "run.json").read_text())
+    assert journal["state"] == "interrupted" == info.state
     assert journal["finished_at"] is not None
     assert [t["status"] for t in journal["tasks"]] == ["cancelled"] * 3
     assert [t["started_at"] is not None for t in journal["tasks"]] == [True, True, False]
@@ -282,27 +283,28 @@ def test_run_json_exists_before_the_first_task_starts_and_is_kept_current_with_m
     checks: list[str] = []
     problems: list[str] = []
 
-    def journal(event: Event) -> dict[str, Any]:
-        return dict(json.loads((out / event.run_id / "run.json").read_text()))
+    def journal(event: Event) -> JournalState:
+        # run.json is written once at the start; each state change is a line of its journal.
+        return read_journal(out / event.run_id)
 
     def on_event(event: Event) -> None:
         try:
             if event.type is EventType.RUN_STARTED:
-                data = journal(event)
+                data = json.loads((out / event.run_id / "run.json").read_text())
                 assert data["state"] == "running"
                 assert [t["task_id"] for t in data["tasks"]] == ["one", "two", "three"]
                 assert {t["status"] for t in data["tasks"]} == {"pending"}
                 checks.append("run_started")
             elif event.type is EventType.TASK_STARTED and "first_start" not in checks:
-                data = journal(event)
-                assert data["state"] == "running"
-                assert [t["status"] for t in data["tasks"]][1:] == ["pending", "pending"]
-                assert all(t["sandbox_id"] is None for t in data["tasks"])
+                state = journal(event)
+                assert state.state == "running"
+                assert [t.status for t in state.tasks] == ["running", "pending", "pending"]
+                assert all(t.sandbox_id is None for t in state.tasks)
                 checks.append("first_start")
             elif event.type is EventType.TASK_FINISHED:
-                record = next(t for t in journal(event)["tasks"] if t["task_id"] == event.task_id)
-                assert record["status"] == "completed", record
-                assert record["sandbox_id"] and record["finished_at"]
+                record = next(t for t in journal(event).tasks if t.task_id == event.task_id)
+                assert record.status == "completed", record
+                assert record.sandbox_id and record.finished_at
                 metadata = out / event.run_id / str(event.task_id) / "metadata.json"
                 assert json.loads(metadata.read_text())["status"] == "completed"
                 checks.append(f"finished {event.task_id}")
@@ -395,7 +397,7 @@ def test_the_run_folder_has_every_output_and_a_second_run_never_touches_the_firs
     assert second.success
     assert tree_state(run_dir) == before
     assert sorted(p.name for p in run_dir.parent.iterdir()) == sorted(
-        [first.run_id, second.run_id]
+        [".gitignore", first.run_id, second.run_id]
     )
 
 

@@ -1,4 +1,8 @@
-"""The on-disk layout: run folders, JSON records, the journal, and loading runs back."""
+"""The on-disk layout: run folders, JSON records, the journal, and loading runs back.
+
+Reading the journal of a run whose process died, listing runs and damaged folders are in
+test_runfolder.py; killing a real run in test_run_folder_e2e.py.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +18,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parallelcc_sdk import outputs
-from parallelcc_sdk.models import TaskResult, TaskStatus
-from parallelcc_sdk.outputs import (
-    RunJournal,
-    create_run_dir,
-    new_run_id,
+from parallelcc_sdk.models import RunStatus, TaskResult, TaskStatus
+from parallelcc_sdk.results import RunResult, RunSummary, build_dataframe, load_run
+from parallelcc_sdk.runfolder import read_journal, writer
+from parallelcc_sdk.runfolder.codec import (
     task_result_from_json,
     task_result_to_json,
     to_jsonable,
+)
+from parallelcc_sdk.runfolder.writer import (
+    RunJournal,
+    create_run_dir,
+    new_run_id,
     write_run_outputs,
     write_task_metadata,
 )
-from parallelcc_sdk.results import RunResult, RunSummary, build_dataframe, load_run
 
 T0 = datetime(2026, 11, 27, 8, 15, 2, 123456, tzinfo=UTC)
 
@@ -97,7 +103,16 @@ def test_create_run_dir_makes_missing_output_dir(tmp_path: Path) -> None:
     run_id, run_dir = create_run_dir(tmp_path / "deep" / "results")
     assert run_dir == tmp_path / "deep" / "results" / run_id
     assert run_dir.is_dir()
-    assert list(run_dir.iterdir()) == []
+    # Results kept inside a repository never show in its `git status`.
+    assert [p.name for p in run_dir.iterdir()] == [".gitignore"]
+    assert (run_dir / ".gitignore").read_text() == "*\n"
+    assert (tmp_path / "deep" / "results" / ".gitignore").read_text() == "*\n"
+
+
+def test_create_run_dir_leaves_an_existing_output_dir_alone(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("the user's own file")
+    _, run_dir = create_run_dir(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["mine.txt", run_dir.name])
 
 
 def test_create_run_dir_retries_on_collision(
@@ -106,7 +121,7 @@ def test_create_run_dir_retries_on_collision(
     (tmp_path / "20260101-000000-aaaaaa").mkdir()
     (tmp_path / "20260101-000000-aaaaaa" / "keep.txt").write_text("first run")
     ids: Iterator[str] = iter(["20260101-000000-aaaaaa", "20260101-000000-bbbbbb"])
-    monkeypatch.setattr(outputs, "new_run_id", lambda: next(ids))
+    monkeypatch.setattr(writer, "new_run_id", lambda: next(ids))
     run_id, run_dir = create_run_dir(tmp_path)
     assert run_id == "20260101-000000-bbbbbb"
     assert run_dir == tmp_path / run_id
@@ -197,7 +212,7 @@ def test_metadata_from_dataframes_becomes_plain_json() -> None:
 # --- journal -------------------------------------------------------------------------------
 
 
-def read_journal(run_dir: Path) -> dict[str, object]:
+def read_run_json(run_dir: Path) -> dict[str, object]:
     data = json.loads((run_dir / "run.json").read_text())
     assert isinstance(data, dict)
     return data
@@ -207,27 +222,115 @@ def test_journal_lifecycle(tmp_path: Path) -> None:
     tasks = [pending("task-1"), pending("task-2")]
     journal = RunJournal(tmp_path, "r1", {"max_concurrent": 2, "backend": "local"}, tasks)
     journal.write()
-    data = read_journal(tmp_path)
+    data = read_run_json(tmp_path)
     assert data["run_id"] == "r1"
     assert data["state"] == "running"
     assert data["config"] == {"max_concurrent": 2, "backend": "local"}
     assert isinstance(data["created_at"], str)
     assert [t["status"] for t in data["tasks"]] == ["pending", "pending"]  # type: ignore[attr-defined]
+    assert data["process"]["pid"] == os.getpid()  # type: ignore[index]
 
     journal.update(tasks[1].replace(status=TaskStatus.RUNNING, sandbox_id="sb-2"))
-    data = read_journal(tmp_path)
-    records = data["tasks"]
-    assert isinstance(records, list)
-    assert [r["task_id"] for r in records] == ["task-1", "task-2"]
-    assert records[1]["status"] == "running"
-    assert records[1]["sandbox_id"] == "sb-2"
-    assert data["state"] == "running"
+    state = read_journal(tmp_path)
+    assert [t.task_id for t in state.tasks] == ["task-1", "task-2"]
+    assert state.tasks[1] == tasks[1].replace(status=TaskStatus.RUNNING, sandbox_id="sb-2")
+    assert state.state is RunStatus.RUNNING and state.process_alive is True
 
     journal.finish("cancelled")
-    data = read_journal(tmp_path)
+    data = read_run_json(tmp_path)
     assert data["state"] == "cancelled"
     assert data["finished_at"] is not None
+    records = data["tasks"]
+    assert isinstance(records, list)
+    assert [(r["status"], r["sandbox_id"]) for r in records] == [
+        ("pending", None),
+        ("running", "sb-2"),
+    ]
+    # The final run.json holds every update: the journal lines are no longer needed.
+    assert not (tmp_path / "journal.jsonl").exists()
+    assert read_journal(tmp_path).state is RunStatus.CANCELLED
     assert temp_files(tmp_path) == []
+
+
+def test_journal_update_appends_a_line_and_never_rewrites_run_json(tmp_path: Path) -> None:
+    tasks = [pending(f"task-{i}") for i in range(1, 201)]
+    journal = RunJournal(tmp_path, "r", {}, tasks)
+    journal.write()
+    run_json = tmp_path / "run.json"
+    before = (run_json.stat().st_ino, run_json.stat().st_mtime_ns, run_json.read_bytes())
+
+    expected = {t.task_id: t for t in tasks}
+    for i, task in enumerate(tasks):
+        running = task.replace(status=TaskStatus.RUNNING, started_at=T0, sandbox_id=f"sb-{i}")
+        journal.update(running)
+        expected[task.task_id] = running
+        if i % 2:
+            done = full_result(task.task_id, prompt=task.prompt, metadata={}, sandbox_id=f"sb-{i}")
+            journal.update(done)
+            expected[task.task_id] = done
+    journal.update(expected["task-1"])  # nothing changed: nothing is written
+
+    after = (run_json.stat().st_ino, run_json.stat().st_mtime_ns, run_json.read_bytes())
+    assert after == before
+    lines = (tmp_path / "journal.jsonl").read_bytes().splitlines()
+    assert len(lines) == 300
+    # A line holds what changed, not the task's whole record.
+    first = json.loads(lines[0])
+    assert first["task_id"] == "task-1"
+    assert set(first["set"]) == {"status", "started_at", "sandbox_id"}
+    assert list(read_journal(tmp_path).tasks) == [expected[t.task_id] for t in tasks]
+
+
+def test_journal_adds_a_task_it_has_not_seen(tmp_path: Path) -> None:
+    journal = RunJournal(tmp_path, "r", {}, [pending("task-1")])
+    journal.write()
+    journal.update(full_result("extra"))
+    assert [t.task_id for t in read_journal(tmp_path).tasks] == ["task-1", "extra"]
+    assert read_journal(tmp_path).tasks[1] == full_result("extra")
+
+
+def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    journal = RunJournal(tmp_path, "r", {}, [pending("task-1"), pending("task-2")])
+    journal.write()
+    journal.update(pending("task-1").replace(status=TaskStatus.RUNNING))
+    # A crash in the middle of appending the next line leaves part of it.
+    line = (tmp_path / "journal.jsonl").read_bytes()
+    with (tmp_path / "journal.jsonl").open("ab") as handle:
+        handle.write(line[: len(line) // 2].replace(b"task-1", b"task-2"))
+    state = read_journal(tmp_path)
+    assert [t.status for t in state.tasks] == [TaskStatus.RUNNING, TaskStatus.PENDING]
+    assert state.skipped_lines == 1
+
+
+class _FailsHalfway:
+    """A journal file on a disk that fills up in the middle of one write."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.fail_next = True
+
+    def write(self, data: bytes) -> int:
+        if self.fail_next:
+            self.fail_next = False
+            self.real.write(bytes(data)[:10])  # type: ignore[attr-defined]
+            raise OSError(28, "No space left on device")
+        return int(self.real.write(data))  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.real.close()  # type: ignore[attr-defined]
+
+
+def test_a_line_cut_short_by_a_write_error_does_not_spoil_the_next(tmp_path: Path) -> None:
+    journal = RunJournal(tmp_path, "r", {}, [pending("task-1"), pending("task-2")])
+    journal.write()
+    journal._lines = _FailsHalfway(journal._lines)  # type: ignore[assignment]
+    with pytest.raises(OSError, match="No space"):
+        journal.update(pending("task-1").replace(status=TaskStatus.RUNNING))
+    journal.update(pending("task-2").replace(status=TaskStatus.RUNNING))
+    journal.update(pending("task-1").replace(status=TaskStatus.FAILED, error="disk full"))
+    state = read_journal(tmp_path)
+    assert [t.status for t in state.tasks] == [TaskStatus.FAILED, TaskStatus.RUNNING]
+    assert state.skipped_lines == 1
 
 
 def test_journal_config_keeps_no_secrets(tmp_path: Path) -> None:
@@ -236,12 +339,13 @@ def test_journal_config_keeps_no_secrets(tmp_path: Path) -> None:
     text = (tmp_path / "run.json").read_text()
     assert "abcdefghijklmnop" not in text
     assert "abc12345" not in text
-    assert read_journal(tmp_path)["config"]["model"] == "opus"  # type: ignore[index]
+    assert read_run_json(tmp_path)["config"]["model"] == "opus"  # type: ignore[index]
 
 
-def test_journal_update_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_journal_finish_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     journal = RunJournal(tmp_path, "r", {}, [pending("task-1")])
     journal.write()
+    journal.update(full_result("task-1"))
     before = (tmp_path / "run.json").read_bytes()
     real_replace = os.replace
     swaps: list[tuple[Path, Path]] = []
@@ -251,20 +355,25 @@ def test_journal_update_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     def spy(src: str | Path, dst: str | Path) -> None:
         # The new version must be complete on disk before it takes the journal's name.
-        assert json.loads(Path(src).read_text())["tasks"][0]["status"] == "completed"
+        data = json.loads(Path(src).read_text())
+        assert (data["state"], data["tasks"][0]["status"]) == ("finished", "completed")
         swaps.append((Path(src), Path(dst)))
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk went away"):
-        journal.update(full_result("task-1"))
+        journal.finish(RunStatus.FINISHED)
     assert (tmp_path / "run.json").read_bytes() == before
     assert temp_files(tmp_path) == []
+    # Nothing is lost: the journal still holds the update.
+    state = read_journal(tmp_path)
+    assert state.recorded_state is RunStatus.RUNNING
+    assert state.tasks == (full_result("task-1"),)
 
     monkeypatch.setattr(os, "replace", spy)
-    journal.update(full_result("task-1"))
+    journal.finish(RunStatus.FINISHED)
     assert [(src.parent, dst) for src, dst in swaps] == [(tmp_path, tmp_path / "run.json")]
-    assert read_journal(tmp_path)["tasks"][0]["status"] == "completed"  # type: ignore[index]
+    assert read_run_json(tmp_path)["tasks"][0]["status"] == "completed"  # type: ignore[index]
     assert temp_files(tmp_path) == []
 
 
@@ -301,6 +410,7 @@ def test_write_outputs_then_load_run_round_trip(tmp_path: Path) -> None:
     write_run_outputs(original)
 
     assert {p.name for p in run_dir.iterdir()} == {
+        ".gitignore",
         "summary-report.md",
         "summary.json",
         "results.csv",
@@ -308,6 +418,7 @@ def test_write_outputs_then_load_run_round_trip(tmp_path: Path) -> None:
     loaded = load_run(run_dir)
     assert loaded.tasks == original.tasks
     assert loaded.summary == original.summary
+    assert loaded.state is RunStatus.FINISHED
     assert loaded.run_id == run_id
     assert loaded.run_dir == run_dir
     pd.testing.assert_frame_equal(loaded.df, original.df)
@@ -341,6 +452,7 @@ def test_interrupted_run_loads_from_journal_and_metadata(tmp_path: Path) -> None
     assert loaded.tasks[1] == late
     assert loaded.tasks[2] == pending("task-3")
     assert loaded.run_id == run_id
+    assert loaded.state is RunStatus.RUNNING  # its process (this one) is alive
     s = loaded.summary
     assert (s.total_tasks, s.success_count, s.failure_count) == (3, 1, 1)
     assert s.sequential_duration_s == pytest.approx(25.0)

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from parallelcc_sdk.errors import ValidationError
+from parallelcc_sdk.errors import RunFolderError, ValidationError
 from parallelcc_sdk.models import STATUS_ORDER, TaskResult, TaskStatus
 from parallelcc_sdk.results import (
     COLUMNS,
@@ -326,17 +326,20 @@ def test_load_run_rejects_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
 
 
 def test_load_run_rejects_corrupt_summary(tmp_path: Path) -> None:
+    # A damaged run folder is not bad input: it has an error of its own.
     (tmp_path / "summary.json").write_text("{not json")
-    with pytest.raises(ValidationError, match=r"summary\.json"):
+    with pytest.raises(RunFolderError, match=r"summary\.json") as caught:
         load_run(tmp_path)
+    assert not isinstance(caught.value, ValidationError)
     (tmp_path / "summary.json").write_text('{"tasks": [{"task_id": "a"}], "summary": {}}')
-    with pytest.raises(ValidationError, match="bad task record"):
+    with pytest.raises(RunFolderError, match="bad task record"):
         load_run(tmp_path)
 
 
 def test_importing_results_does_not_import_pandas() -> None:
     code = (
-        "import sys, parallelcc_sdk.results, parallelcc_sdk.outputs, parallelcc_sdk.report\n"
+        "import sys, parallelcc_sdk.results, parallelcc_sdk.report\n"
+        "import parallelcc_sdk.runfolder.writer, parallelcc_sdk.runfolder.reader\n"
         "sys.exit(1 if 'pandas' in sys.modules else 0)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
