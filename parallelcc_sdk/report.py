@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .models import TaskResult, TaskStatus
+from .runfolder.layout import EXECUTION_LOG, RunLayout
 from .views import format as fmt
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ LAST_OUTPUT_EXCERPT_CHARS = 60
 LOG_TAIL_LINES = 20
 _LOG_TAIL_BYTES = 16_384
 _LOG_LINE_CHARS = 500
-_LOG_FILE = "execution.log"
 _BACKTICK_RUN = re.compile(r"`+")
 
 
@@ -134,9 +134,10 @@ def _errors(result: RunResult) -> list[str]:
             lines += [f"Exit code: {task.exit_code}", ""]
         if task.error:
             lines += _fenced(task.error)
-        tail = log_tail(Path(result.run_dir) / task.task_id / _LOG_FILE) if failed else None
+        log = RunLayout(Path(result.run_dir)).task(task.task_id).execution_log
+        tail = log_tail(log) if failed else None
         if tail is not None:
-            where = f"{task.task_id}/{_LOG_FILE}"
+            where = f"{task.task_id}/{EXECUTION_LOG}"
             lines += ["", f"Last lines of `{where}`:", "", *_fenced(tail)]
     return ["", "## Errors", *lines] if lines else []
 
