@@ -456,7 +456,7 @@ def test_mimebundle_outside_a_kernel_is_static_html() -> None:
 def test_importing_views_imports_no_heavy_dependency() -> None:
     code = (
         "import sys, parallelcc_sdk, parallelcc_sdk.views;"
-        "heavy = ('ipywidgets', 'matplotlib', 'pandas', 'IPython');"
+        "heavy = ('ipywidgets', 'matplotlib', 'pandas', 'IPython', 'rich');"
         "heavy = [m for m in heavy if m in sys.modules];"
         "print(heavy)"
     )
