@@ -46,6 +46,10 @@ class TextView(LiveView):
         run_dir = getattr(handle, "run_dir", None)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._pending_lines: list[str] = [self._banner()]
+        # Counted as tasks finish, so a line costs the same at task 3 and at task 3,000.
+        self._finished = {
+            t.task_id for t in self.state.tasks.values() if TaskStatus(t.status).is_final
+        }
         self.throttle = Throttle(self._flush, interval=interval)
         self._remove_listener = handle.add_listener(self.on_event)
         if handle.done():
@@ -87,7 +91,9 @@ class TextView(LiveView):
     def _line(self, kind: EventType, task: TaskResult) -> str | None:
         """The line for a change of ``task``'s state, or None if its state did not change."""
         status = TaskStatus(task.status)
-        progress = f"[{self.state.done_count}/{self.state.total}]"
+        if status.is_final:
+            self._finished.add(task.task_id)
+        progress = f"[{len(self._finished)}/{self.state.total}]"
         symbol = fmt.STATUS_SYMBOLS.get(status.value, "")
         if kind is EventType.TASK_STARTED:
             return f"{progress} {symbol} {task.task_id} started"
