@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import Cli, task_args
+from support.cli import Cli, task_args
 
 # Each task writes one file named after itself, so every task changes exactly one file.
 WRITE_ONE_FILE = 'printf %s "$PARALLELCC_PROMPT" > "out-$PARALLELCC_TASK_ID.txt"; echo written'

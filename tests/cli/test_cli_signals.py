@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Cli, task_args
+from support.cli import Cli, task_args
 from support.e2e import wait_for
 
 import parallelcc_sdk as pcc

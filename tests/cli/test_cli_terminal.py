@@ -22,7 +22,7 @@ from pathlib import Path
 import pexpect
 import pyte
 import pytest
-from conftest import PARALLELCC, Cli, task_args
+from support.cli import PARALLELCC, Cli, task_args
 
 SCREENS = Path(__file__).resolve().parents[2] / "docs" / "cli-screens"
 BAR = re.compile(r" \d+/\d+ done · ")

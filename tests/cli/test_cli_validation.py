@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Cli
+from support.cli import Cli
 
 
 def assert_refused(cli: Cli, args: list[str], *expected: str) -> str:
