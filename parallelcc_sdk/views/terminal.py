@@ -23,7 +23,6 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from ..events import Event, EventType
 from ..models import STATUS_ORDER, TaskResult, TaskStatus
 from . import _fmt as fmt
 from ._live import LiveView
@@ -87,17 +86,6 @@ class TerminalView(LiveView):
         self._remove_listener = handle.add_listener(self.on_event)
         if handle.done():
             self.finalize()
-
-    def on_event(self, event: Event) -> None:
-        try:
-            with self._lock:
-                self.state.apply(event)
-            if event.type is EventType.RUN_FINISHED:
-                self.finalize()
-            elif event.type is not EventType.TASK_QUEUED:
-                self.throttle.request()
-        except Exception:  # a view must never break the run
-            logger.exception("parallelcc terminal progress failed on %s", event.type)
 
     def finalize(self) -> None:
         if not self._stop_following():
