@@ -289,15 +289,16 @@ class ExecutionHandle:
                 with self._lock:
                     self._blocking -= 1
 
-    def _interrupt(self) -> None:
-        """``cancel()`` after a KeyboardInterrupt: the run is recorded as ``interrupted``."""
+    def _interrupt(self, reason: str = "run interrupted (KeyboardInterrupt)") -> None:
+        """``cancel()`` after a KeyboardInterrupt or a signal: the run is recorded as
+        ``interrupted`` and its unfinished tasks as cancelled with ``reason``."""
         if self.done() or self._loop is None:
             return
         if _bridge.running_loop() is self._loop:
-            self._engine.interrupt()
+            self._engine.interrupt(reason)
         else:
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._engine.interrupt)
+                self._loop.call_soon_threadsafe(self._engine.interrupt, reason)
 
     def _wait_closed(self, timeout: float) -> None:
         """Waits (bounded) for the run to end after a cancel, e.g. at interpreter exit."""

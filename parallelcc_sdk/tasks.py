@@ -145,8 +145,20 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _load_file(path: Path, name: str) -> list[Task]:
-    suffix = path.suffix.lower()
+def load_task_file(path: str | os.PathLike[str], *, default_suffix: str = ".txt") -> list[Task]:
+    """The tasks of the file at ``path``, read by its suffix (see :func:`load_tasks`).
+
+    A file whose suffix is not a task-file format is read as ``default_suffix``: the command line
+    reads such a file (``tasks``, ``tasks.list``) as one task per line, as parallel-cc did.
+    """
+    name = os.fspath(path)
+    file = _expanded(Path(name))
+    suffix = file.suffix.lower()
+    return _load_file(file, name, suffix if suffix in _READERS else default_suffix)
+
+
+def _load_file(path: Path, name: str, suffix: str | None = None) -> list[Task]:
+    suffix = suffix or path.suffix.lower()
     if _is_dir(path):
         raise TaskFileError(
             f"task file '{name}' is a directory; pass the path of a file ending in {_SUPPORTED}."

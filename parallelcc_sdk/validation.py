@@ -77,15 +77,31 @@ def _as_float(value: object) -> float | None:
     return None
 
 
+def positive_float(name: str, value: object) -> float:
+    """``value`` as a finite float above 0: ``"1.5"`` passes; ``0``, ``"nan"``, ``"2x"`` do not."""
+    number = _finite_positive(value)
+    if number is None:
+        raise ValidationError(
+            f"{name} must be a finite number above 0, got {_shown(value)}; "
+            f"pass for example {name}=1.5."
+        )
+    return number
+
+
 def optional_positive_float(name: str, value: object) -> float | None:
     """``None``, or ``value`` as a finite float above 0 (``"1.5"`` is accepted, ``0`` is not)."""
     if value is None:
         return None
-    number = _as_float(value)
-    if number is None or not math.isfinite(number) or number <= 0:
+    number = _finite_positive(value)
+    if number is None:
         raise ValidationError(
             f"{name} must be a finite number above 0 or None, got {_shown(value)}; "
             f"pass for example {name}=1.5, or {name}=None for no limit."
         )
     return number
+
+
+def _finite_positive(value: object) -> float | None:
+    number = _as_float(value)
+    return number if number is not None and math.isfinite(number) and number > 0 else None
 

@@ -451,53 +451,111 @@ def test_quiet_run_still_ticks_the_clock() -> None:
 # -- text --------------------------------------------------------------------------------------
 
 
-def test_text_view_for_logs_prints_finished_tasks_and_a_final_line() -> None:
+def test_text_view_for_logs_prints_one_line_per_state_change_and_a_final_line() -> None:
     h = FakeHandle(3)
     out = io.StringIO()
-    TextView(h, out, interactive=False, interval=0)
+    TextView(h, out, interval=0)
     h.start(0)
     h.emit(EventType.TASK_OUTPUT, 0, message="x" * 50)  # output is not echoed in log mode
-    h.finish(0)
+    h.emit(EventType.TASK_PHASE, 0, phase=Phase.COLLECTING)  # nor are phases
+    h.finish(0, files_changed=2)
     h.start(1)
-    h.finish(1, TaskStatus.FAILED, error="exit code 2")
-    h.finish(2, TaskStatus.CANCELLED)
+    h.finish(1, TaskStatus.FAILED, error="exit code 2: \x1b[31mred\x1b[0m\r\nsecond line\a")
+    h.finish(2, TaskStatus.CANCELLED, error="fail-fast")
     h.end("cancelled")
-    text = out.getvalue()
-    lines = text.strip().splitlines()
-    assert "\r" not in text
-    assert lines[0] == f"parallelcc run run-test: 3 tasks → {RUN_DIR}"
-    assert "✓ task-1 completed 2.0s" in text
-    assert "✗ task-2 failed 2.0s — exit code 2" in text
-    assert "x" * 50 not in text
-    assert lines[-2].startswith(
-        "parallelcc [####################] cancelled: 1 completed, 1 failed, 1 cancelled · "
-    )
-    assert lines[-1] == f"parallelcc run folder: {RUN_DIR}"
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        f"parallelcc run run-test: 3 tasks, results in {RUN_DIR}",
+        "[0/3] ▶ task-1 started",
+        "[1/3] ✓ task-1 completed 2.0s, 2 files changed",
+        "[1/3] ▶ task-2 started",
+        "[2/3] ✗ task-2 failed 2.0s — exit code 2: red second line",
+        "[3/3] ⊘ task-3 cancelled 2.0s — fail-fast",
+        "parallelcc cancelled: 1 completed, 1 failed, 1 cancelled · 0.0s",
+        f"Results: {RUN_DIR}",
+    ]
+    # Nothing but printable text and line ends: logs read the same in any viewer.
+    assert not [c for c in out.getvalue() if ord(c) < 32 and c != "\n"]
 
 
-def test_text_view_names_the_isolation_once_known() -> None:
+def test_text_view_names_the_run_folder_at_start_and_end() -> None:
     h = FakeHandle(1)
+    h.run_dir = "/results/run-test"  # type: ignore[attr-defined]
     out = io.StringIO()
-    TextView(h, out, interactive=False, interval=0)
-    h.start(0, isolation="bubblewrap")
+    TextView(h, out, interval=0)
+    h.start(0)
     h.finish(0)
     h.end()
-    final = out.getvalue().splitlines()[-2]
-    assert final.startswith("parallelcc [####################] finished: 1 completed · ")
-    assert final.endswith(" · isolation bubblewrap")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "parallelcc run run-test: 1 task, results in /results/run-test"
+    assert lines[-1] == "Results: /results/run-test"
 
 
-def test_text_view_on_a_terminal_redraws_one_line() -> None:
-    h = FakeHandle(2)
+def terminal(width: int, height: int) -> tuple[io.StringIO, Any]:
+    from rich.console import Console
+
     out = io.StringIO()
-    TextView(h, out, interactive=True, interval=0)
+    console = Console(
+        file=out, force_terminal=True, width=width, height=height, color_system="standard"
+    )
+    return out, console
+
+
+def test_terminal_view_redraws_in_place() -> None:
+    from parallelcc_sdk.views.terminal import TerminalView
+
+    h = FakeHandle(2)
+    out, console = terminal(80, 24)
+    TerminalView(h, out, console=console, interval=0)
     h.start(0)
     h.finish(0)
     h.end()
     text = out.getvalue()
-    assert text.count("\r\x1b[2K") >= 2
-    assert text.endswith(f"parallelcc run folder: {RUN_DIR}\n")
-    assert "2 done" not in text.splitlines()[0]
+    assert text.count("\x1b[1A") >= 2  # the region moved up to be redrawn, more than once
+    assert text.startswith("parallelcc run run-test: 2 tasks")
+    # The final frame stays, the cursor is back, and the results folder is the last line.
+    assert text.endswith(f"\n\x1b[?25hResults: {RUN_DIR}\n")
+
+
+@pytest.mark.parametrize("width", [20, 40, 60, 80, 200])
+def test_terminal_frame_fits_any_width(width: int) -> None:
+    from parallelcc_sdk.views.terminal import frame_lines
+
+    h = FakeHandle(4)
+    state = RunState.from_handle(h)
+    h.listeners.append(state.apply)
+    h.records[0] = h.records[0].replace(task_id="a-rather-long-task-identifier-" + "x" * 40)
+    h.start(0)
+    h.emit(EventType.TASK_OUTPUT, 0, message="日本語の出力 " * 30 + "\x1b[2J\ttab")
+    h.start(1)
+    h.finish(1, TaskStatus.FAILED, error="e" * 500)
+    for line in frame_lines(state, width, 24):
+        assert line.cell_len <= width - 1, line.plain
+        assert "\x1b" not in line.plain and "\t" not in line.plain
+
+
+def test_terminal_frame_lists_running_and_failed_tasks_when_they_do_not_fit() -> None:
+    from parallelcc_sdk.views.terminal import frame_lines
+
+    h = FakeHandle(40)
+    state = RunState.from_handle(h)
+    h.listeners.append(state.apply)
+    for i in range(10):
+        h.start(i)
+        h.finish(i)
+    h.start(10)
+    h.finish(10, TaskStatus.FAILED, error="boom")
+    for i in range(11, 14):
+        h.start(i)
+    lines = [line.plain for line in frame_lines(state, 80, 12)]
+    assert len(lines) <= 11  # one line short of the height: the region never scrolls
+    rows = lines[2:-1]
+    assert [r.split()[1] for r in rows] == ["task-12", "task-13", "task-14", "task-11"]
+    assert lines[-1] == "not listed: 26 pending, 10 completed"
+    # Above a screenful, every running task is still shown before any failed one.
+    small = [line.plain for line in frame_lines(state, 80, 6)]
+    assert [r.split()[1] for r in small[2:-1]] == ["task-12", "task-13"]
+    assert small[-1].startswith("not listed: 26 pending, 1 running, 10 completed, 1 failed")
 
 
 # -- modes and bundles ------------------------------------------------------------------------
@@ -539,7 +597,7 @@ def test_attach_progress_text_writes_to_stderr(
     h.finish(0)
     h.end()
     err = capsys.readouterr().err
-    assert "run-test: 1 task → " in err and "finished: 1 completed" in err
+    assert f"run-test: 1 task, results in {RUN_DIR}" in err and "finished: 1 completed" in err
 
 
 def test_attach_progress_off_subscribes_nothing() -> None:
@@ -560,7 +618,7 @@ def test_mimebundle_outside_a_kernel_is_static_html() -> None:
 def test_importing_views_imports_no_heavy_dependency() -> None:
     code = (
         "import sys, parallelcc_sdk, parallelcc_sdk.views;"
-        "heavy = ('ipywidgets', 'matplotlib', 'pandas', 'IPython');"
+        "heavy = ('ipywidgets', 'matplotlib', 'pandas', 'IPython', 'rich');"
         "heavy = [m for m in heavy if m in sys.modules];"
         "print(heavy)"
     )

@@ -34,15 +34,7 @@ async def run_streaming(
     process group gets SIGTERM, then SIGKILL after a grace period, before ``CancelledError``
     propagates.
     """
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = await _start(argv, cwd=cwd, env=env)
     assert proc.stdin and proc.stdout and proc.stderr
     try:
         await asyncio.gather(
@@ -53,6 +45,35 @@ async def run_streaming(
         return await proc.wait()
     except BaseException:
         await terminate_group(proc)
+        raise
+
+
+async def _start(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]
+) -> asyncio.subprocess.Process:
+    """Starts the process; a cancellation while it starts waits for it, then kills it.
+
+    asyncio cannot be cancelled half-way through starting a process: the child is already
+    running while its pipes are being connected, and the cleanup asyncio then does waits for
+    pipes that never connect, so the task hangs and the child lives on.
+    """
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    )
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        # A start that failed left nothing to kill; the cancellation goes on either way.
+        with contextlib.suppress(Exception):
+            await terminate_group(await starting)
         raise
 
 

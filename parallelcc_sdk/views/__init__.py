@@ -1,7 +1,7 @@
 """Progress views of a run (ipywidgets in Jupyter, text elsewhere) and plots of its results.
 
-Nothing here is imported by ``import parallelcc_sdk``; ipywidgets, IPython, pandas and matplotlib
-are imported only when a view or plot is actually made.
+Nothing here is imported by ``import parallelcc_sdk``; ipywidgets, IPython, pandas, matplotlib
+and rich are imported only when a view or plot is actually made.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .html import render_html
 from .plain import plain_summary
 
 if TYPE_CHECKING:
-    from .text import TextView
+    from ._live import LiveView
     from .widget import WidgetView
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
 
 # One live widget per handle, shared by every display of it (one set of comm messages for all).
 _widgets: weakref.WeakKeyDictionary[Any, WidgetView] = weakref.WeakKeyDictionary()
-_text_views: weakref.WeakKeyDictionary[Any, TextView] = weakref.WeakKeyDictionary()
+_text_views: weakref.WeakKeyDictionary[Any, LiveView] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -46,11 +46,11 @@ def attach_progress(handle: HandleLike, mode: object = "auto") -> None:
     if resolved == "widgets":
         widget_view(handle).display()
     elif resolved == "text":
-        from .text import TextView
+        from .text import text_view
 
         with _lock:
             if handle not in _text_views:
-                _text_views[handle] = TextView(handle, sys.stderr)
+                _text_views[handle] = text_view(handle, sys.stderr)
 
 
 def widget_view(handle: HandleLike) -> WidgetView:

@@ -81,7 +81,12 @@ def in_widget_kernel() -> bool:
 
 
 def _stderr_is_tty() -> bool:
-    isatty = getattr(sys.stderr, "isatty", None)
+    return is_terminal(sys.stderr)
+
+
+def is_terminal(stream: object) -> bool:
+    """True when ``stream`` is an open terminal."""
+    isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty and isatty())
     except ValueError:  # closed stream

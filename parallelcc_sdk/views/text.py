@@ -1,120 +1,122 @@
 """Text progress for terminals, logs and kernels without widgets, written to a stream (stderr).
 
-It opens with the run id and the run folder, and ends with how the run ended and the folder again,
-so a log says where the results are. On a terminal one status line is redrawn in place (at most
-10 times a second) and finished tasks are listed above it. Elsewhere (a pipe, a CI log, a
-notebook's stderr) lines are appended instead, so the status line is printed only when the number
-of finished tasks changed, at most every few seconds, and failed tasks get a line each.
+On a terminal it is the live display of :mod:`.terminal`. Anywhere else (a pipe, a CI log, a file,
+a notebook's stderr) it appends plain lines: the run folder first, then one line per change of a
+task's state (started, retrying, finished), then a closing line with the totals. No line holds a
+control character, so logs read the same in any viewer.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import TextIO
 
 from ..events import Event, EventType
-from ..models import TaskStatus
+from ..models import TaskResult, TaskStatus
 from . import format as fmt
 from ._live import LiveView
+from ._mode import is_terminal
+from ._printable import printable
 from ._state import HandleLike
 from ._throttle import Throttle
 from .plain import status_line
 
 logger = logging.getLogger("parallelcc_sdk")
 
-# Listing every finished task is useful up to this many tasks; beyond it only problems are listed.
-_LIST_ALL_UP_TO = 50
-_BAR_WIDTH = 20
+_ERROR_CHARS = 200
+
+
+def text_view(handle: HandleLike, stream: TextIO) -> LiveView:
+    """The live display on a terminal that can redraw; plain lines anywhere else."""
+    if is_terminal(stream) and os.environ.get("TERM", "") != "dumb":
+        from .terminal import TerminalView
+
+        return TerminalView(handle, stream)
+    return TextView(handle, stream)
 
 
 class TextView(LiveView):
-    def __init__(
-        self,
-        handle: HandleLike,
-        stream: TextIO,
-        *,
-        interactive: bool | None = None,
-        interval: float | None = None,
-    ) -> None:
+    """Append-only progress lines. ``interval`` batches the writes of a burst of changes."""
+
+    def __init__(self, handle: HandleLike, stream: TextIO, *, interval: float = 0.5) -> None:
         super().__init__(handle)
         self.stream = stream
-        if interactive is None:
-            isatty = getattr(stream, "isatty", None)
-            interactive = bool(isatty and isatty())
-        self.interactive = interactive
-        self._pending_lines: list[str] = []
-        self._last_done = -1
-        if interval is None:
-            interval = 0.1 if interactive else 5.0
-        self.throttle = Throttle(
-            self._render, interval=interval, heartbeat=1.0 if interactive else None
-        )
+        run_dir = getattr(handle, "run_dir", None)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._pending_lines: list[str] = [self._banner()]
+        # Counted as tasks finish, so a line costs the same at task 3 and at task 3,000.
+        self._finished = {
+            t.task_id for t in self.state.tasks.values() if TaskStatus(t.status).is_final
+        }
+        self.throttle = Throttle(self._flush, interval=interval)
         self._remove_listener = handle.add_listener(self.on_event)
-        self._write(f"parallelcc run {self.state.run_id}: {self._tasks()} → {self.state.run_dir}\n")
         if handle.done():
             self.finalize()
-
-    def _tasks(self) -> str:
-        return f"{self.state.total} task{'s' if self.state.total != 1 else ''}"
+        else:
+            self.throttle.request()
 
     def on_event(self, event: Event) -> None:
         try:
+            line = None
             with self._lock:
                 self.state.apply(event)
-                if event.type is EventType.TASK_FINISHED and event.task is not None:
-                    self._note_finished(event)
+                if event.task is not None:
+                    line = self._line(event.type, event.task)
+                if line is not None:
+                    self._pending_lines.append(line)
             if event.type is EventType.RUN_FINISHED:
                 self.finalize()
-            elif event.type is EventType.TASK_FINISHED or self.interactive:
+            elif line is not None:
                 self.throttle.request()
         except Exception:  # a view must never break the run
             logger.exception("parallelcc text progress failed on %s", event.type)
 
-    def _note_finished(self, event: Event) -> None:
-        task = event.task
-        assert task is not None
-        status = str(task.status)
-        problem = status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
-        if not problem and self.state.total > _LIST_ALL_UP_TO:
-            return
-        line = (
-            f"  {fmt.status_symbol(status)} {task.task_id} {fmt.status_label(status)}"
-            f" {fmt.duration(task.duration_s)}"
-        )
+    def finalize(self) -> None:
+        if self._stop_following():
+            with self._lock:
+                self._pending_lines.append(f"parallelcc {status_line(self.state)}")
+                if self.run_dir is not None:
+                    self._pending_lines.append(f"Results: {self.run_dir}")
+            self._flush()
+
+    def _banner(self) -> str:
+        n = self.state.total
+        line = f"parallelcc run {self.state.run_id}: {n} task{'s' if n != 1 else ''}"
+        if self.run_dir is not None:
+            line += f", results in {self.run_dir}"
+        return line
+
+    def _line(self, kind: EventType, task: TaskResult) -> str | None:
+        """The line for a change of ``task``'s state, or None if its state did not change."""
+        status = TaskStatus(task.status)
+        if status.is_final:
+            self._finished.add(task.task_id)
+        progress = f"[{len(self._finished)}/{self.state.total}]"
+        symbol = fmt.STATUS_SYMBOLS.get(status.value, "")
+        if kind is EventType.TASK_STARTED:
+            return f"{progress} {symbol} {task.task_id} started"
+        if kind is EventType.TASK_RETRY:
+            return f"{progress} ↻ {task.task_id} retrying (attempt {task.attempts + 1})"
+        if kind is not EventType.TASK_FINISHED:
+            return None
+        line = f"{progress} {symbol} {task.task_id} {status.value}"
+        if task.duration_s is not None:
+            line += f" {fmt.duration(task.duration_s)}"
+        if status == TaskStatus.COMPLETED and task.files_changed is not None:
+            line += f", {task.files_changed} file{'s' if task.files_changed != 1 else ''} changed"
         if task.error:
-            line += f" — {fmt.one_line(task.error, 100)}"
-        self._pending_lines.append(line.rstrip())
+            line += f" — {fmt.one_line(printable(task.error), _ERROR_CHARS)}"
+        return printable(line)
 
-    def _bar(self) -> str:
-        filled = round(_BAR_WIDTH * self.state.done_count / max(self.state.total, 1))
-        return "[" + "#" * filled + "-" * (_BAR_WIDTH - filled) + "]"
-
-    def _render(self, final: bool = False) -> None:
+    def _flush(self) -> None:
         with self._lock:
             lines, self._pending_lines = self._pending_lines, []
-            status = f"parallelcc {self._bar()} {status_line(self.state)}"
-            changed = self.state.done_count != self._last_done
-            self._last_done = self.state.done_count
-        out: list[str] = []
-        if self.interactive:
-            out.append("\r\x1b[2K")  # clear the status line before printing above it
-            out += [line + "\n" for line in lines]
-            out.append(status + ("\n" if final else ""))
-        else:
-            out += [line + "\n" for line in lines]
-            if changed or final:
-                out.append(status + "\n")
-        if final:
-            out.append(f"parallelcc run folder: {self.state.run_dir}\n")
-        self._write("".join(out))
-
-    def _write(self, text: str) -> None:
+        if not lines:
+            return
         try:
-            self.stream.write(text)
+            self.stream.write("".join(line + "\n" for line in lines))
             self.stream.flush()
         except (OSError, ValueError):  # closed stream (interpreter exit): progress is optional
             pass
-
-    def finalize(self) -> None:
-        if self._stop_following():
-            self._render(final=True)

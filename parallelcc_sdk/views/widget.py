@@ -16,7 +16,6 @@ import contextvars
 import logging
 from typing import Any, NamedTuple
 
-from ..events import Event, EventType
 from ._live import LiveView
 from ._state import HandleLike
 from ._throttle import Throttle
@@ -69,18 +68,7 @@ class WidgetView(LiveView):
         if handle.done():  # finished before we subscribed: nothing more will arrive
             self.finalize()
 
-    # -- events (run's loop thread) ---------------------------------------------------------
-
-    def on_event(self, event: Event) -> None:
-        try:
-            with self._lock:
-                self.state.apply(event)
-            if event.type is EventType.RUN_FINISHED:
-                self.finalize()
-            else:
-                self.throttle.request()
-        except Exception:  # a view must never break the run
-            logger.exception("parallelcc progress widget failed on %s", event.type)
+    # -- rendering (run's loop thread) ------------------------------------------------------
 
     def _render(self) -> None:
         with self._lock:
