@@ -191,7 +191,7 @@ def unpack_changes(archive: bytes | Path, dest: Path) -> ChangeStats:
         added, removed = parse_numstat(meta["numstat"])
         present, deleted = parse_name_status(meta["name-status"])
     except (ValueError, IndexError) as exc:
-        raise ChangeCollectionError(f"the change archive's file lists are malformed: {exc}") from exc
+        raise ChangeCollectionError(f"the change archive's file lists are bad: {exc}") from exc
     return ChangeStats(
         files_changed=len(present) + len(deleted),
         lines_added=added,

@@ -28,6 +28,7 @@ __all__ = [
     "Stream",
 ]
 
+
 @dataclass(frozen=True)
 class Progress:
     """Something the agent reported while running."""
