@@ -33,7 +33,7 @@ def backend_class(name: str) -> type[Backend]:
         cls = getattr(module, class_name)
         assert isinstance(cls, type) and issubclass(cls, Backend)
         return cls
-    for cls in _subclasses(Backend):
+    for cls in _loaded_backends():
         if getattr(cls, "name", None) == name:
             return cls
     raise ValidationError(
@@ -49,14 +49,18 @@ def known_backend_classes() -> list[type[Backend]]:
             classes.append(backend_class(name))
         except ValidationError:
             continue
-    for cls in _subclasses(Backend):
+    for cls in _loaded_backends():
         if cls not in classes and isinstance(getattr(cls, "name", None), str):
             classes.append(cls)
     return classes
 
 
-def _subclasses(cls: type[Backend]) -> list[type[Backend]]:
+def _loaded_backends() -> list[type[Backend]]:
+    """Every subclass of Backend imported so far, depth first."""
     found: list[type[Backend]] = []
-    for sub in cls.__subclasses__():
-        found += [sub, *_subclasses(sub)]
+    pending = list(Backend.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        found.append(cls)
+        pending[:0] = cls.__subclasses__()
     return found
