@@ -59,7 +59,15 @@ set -u
 ws=$1 base=$2 out=$3 exclude=$4
 shift 4
 fail() { printf 'parallelcc-collect: %s\n' "$*" >&2; exit 1; }
-for name in $(env | sed -n 's/^\(GIT_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$name"; done
+# Every variable through which git's caller could steer where it reads, what config and
+# attributes it obeys, which programs it runs (a builtin: no process per variable).
+unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES \
+  GIT_COMMON_DIR GIT_IMPLICIT_WORK_TREE GIT_PREFIX GIT_CONFIG GIT_CONFIG_PARAMETERS \
+  GIT_CONFIG_COUNT GIT_CONFIG_SYSTEM GIT_CONFIG_GLOBAL GIT_EXEC_PATH GIT_EXTERNAL_DIFF \
+  GIT_DIFF_OPTS GIT_ATTR_SOURCE GIT_NAMESPACE GIT_REPLACE_REF_BASE GIT_GRAFT_FILE \
+  GIT_SHALLOW_FILE GIT_CEILING_DIRECTORIES GIT_DISCOVERY_ACROSS_FILESYSTEM \
+  GIT_ICASE_PATHSPECS GIT_GLOB_PATHSPECS GIT_NOGLOB_PATHSPECS GIT_DEFAULT_HASH \
+  GIT_QUARANTINE_PATH GIT_TRACE GIT_TRACE2 GIT_TRACE2_EVENT GIT_TRACE2_PERF
 gd=$out/git
 mkdir -p "$out" || fail "cannot create $out"
 mkdir "$gd" "$gd/objects" "$gd/objects/info" "$gd/refs" "$gd/info" || fail "cannot create $gd"
@@ -79,11 +87,13 @@ g() {
   git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.untrackedCache=false \
     -c core.splitIndex=false -c core.autocrlf=false -c core.safecrlf=false \
     -c core.excludesFile="$exclude" -c core.attributesFile=/dev/null \
-    -c safe.directory='*' -c tar.umask=0022 "$@"
+    -c safe.directory='*' -c tar.umask=0022 -c core.fsync=none "$@"
 }
 cd "$ws" || fail "the workspace $ws is not there"
-g rev-parse --verify --quiet "$base^{commit}" > /dev/null \
-  || fail "the base commit $base is not in the object store"
+need_base() {
+  g rev-parse --verify --quiet "$base^{commit}" > /dev/null 2>&1 \
+    || fail "the base commit $base is not in the object store"
+}
 stage() { g add --all && g write-tree; }
 tree=
 # The workspace's index is a stat cache that spares rehashing unchanged files; anything odd
@@ -93,18 +103,20 @@ if [ -n "$reuse" ] && cp "$ws/.git/index" "$GIT_INDEX_FILE" 2> /dev/null; then
 fi
 if [ -z "$tree" ]; then
   rm -f "$GIT_INDEX_FILE"
-  g read-tree "$base" || fail "cannot read the base commit $base"
+  g read-tree "$base" 2> /dev/null || { need_base; fail "cannot read the base commit $base"; }
   tree=$(stage) || fail "git could not stage the workspace"
 fi
 d() { g diff --cached --find-renames --no-ext-diff --no-textconv --no-color "$@" "$base" --; }
-d --binary --unified=3 --src-prefix=a/ --dst-prefix=b/ > "$out/patch" || fail "git diff failed"
+# The base is checked only when something fails: one git process less on the usual path.
+d --binary --unified=3 --src-prefix=a/ --dst-prefix=b/ > "$out/patch" 2> "$out/diff-errors" \
+  || { need_base; cat "$out/diff-errors" >&2; fail "git diff failed"; }
 d --numstat -z > "$out/numstat" || fail "git diff --numstat failed"
 d --name-status -z > "$out/name-status" || fail "git diff --name-status failed"
 d --name-only -z --diff-filter=d > "$out/present" || fail "git diff --name-only failed"
 files=$(
+  # No such file yet: git starts from an empty index.
   GIT_INDEX_FILE=$gd/files-index
   export GIT_INDEX_FILE
-  g read-tree --empty || exit 1
   if [ -s "$out/present" ]; then
     g reset -q "$tree" --pathspec-from-file="$out/present" --pathspec-file-nul || exit 1
   fi
