@@ -294,9 +294,12 @@ async def check_collect_twice_replaces_the_earlier_copies(h: Harness) -> None:
 # cancellation, close
 
 
+# Two heartbeats, one from a background child, one from a child that left the process group;
+# each beat is written aside and renamed, so a kill never leaves an empty file.
+_BEAT = 'while :; do date +%s%N > "$HOME/$0.new"; mv "$HOME/$0.new" "$HOME/$0"; sleep 0.05; done'
 KILLABLE = (
-    '( while :; do date +%s%N > "$HOME/beat-bg"; sleep 0.05; done ) & '
-    "( setsid sh -c 'while :; do date +%s%N > \"$HOME/beat-setsid\"; sleep 0.05; done' & ) ; "
+    f"sh -c '{_BEAT}' beat-bg & "
+    f"setsid sh -c '{_BEAT}' beat-setsid & "
     'while [ ! -s "$HOME/beat-bg" ] || [ ! -s "$HOME/beat-setsid" ]; do sleep 0.05; done; '
     "echo started; sleep 300"
 )
