@@ -185,9 +185,7 @@ async def _run(script: str) -> None:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    work_dir = tmp_path / "work"
-    work_dir.mkdir()
+async def harness(tmp_path: Path, work_dir: Path) -> AsyncIterator[Harness]:
     async with open_harness(FolderBackend(work_dir), tmp_path) as h:
         yield h
 
@@ -226,16 +224,36 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo", {"notes.txt": "start\n", "old.txt": "old\n"})
 
 
-def test_a_run_on_the_folder_backend(repo: Path, tmp_path: Path) -> None:
-    work_dir = tmp_path / "work"
-    work_dir.mkdir()
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+def run_on(
+    backend: FolderBackend,
+    repo: Path,
+    command: str,
+    prompts: Sequence[str] = ("x",),
+    **options: Any,
+) -> pcc.RunResult:
+    return pcc.run(
+        list(prompts),
+        agent=pcc.Command(command),
+        **local_run_options(repo, backend.work_dir.parent / "results", backend=backend, **options),
+    )
+
+
+def test_a_run_on_the_folder_backend(repo: Path, work_dir: Path) -> None:
     backend = FolderBackend(work_dir)
-    result = pcc.run(
+    result = run_on(
+        backend,
+        repo,
+        'echo "$PARALLELCC_TASK_ID" >> notes.txt; rm old.txt; echo done',
         ["one", "two", "three"],
-        agent=pcc.Command('echo "$PARALLELCC_TASK_ID" >> notes.txt; rm old.txt; echo done'),
         task_timeout=120,
         max_concurrent=2,
-        **local_run_options(repo, tmp_path / "results", backend=backend),
     )
     assert result.success, result.df[["task_id", "status", "error"]]
     for record in result.tasks:
@@ -261,17 +279,9 @@ def test_a_run_on_the_folder_backend(repo: Path, tmp_path: Path) -> None:
         }
 
 
-def test_a_transient_backend_failure_is_retried(repo: Path, tmp_path: Path) -> None:
-    work_dir = tmp_path / "work"
-    work_dir.mkdir()
+def test_a_transient_backend_failure_is_retried(repo: Path, work_dir: Path) -> None:
     backend = FolderBackend(work_dir, transient_opens=1)
-    result = pcc.run(
-        ["x"],
-        agent=pcc.Command("echo hi > hi.txt"),
-        retries=1,
-        retry_backoff_s=0.01,
-        **local_run_options(repo, tmp_path / "results", backend=backend),
-    )
+    result = run_on(backend, repo, "echo hi > hi.txt", retries=1, retry_backoff_s=0.01)
     (record,) = result.tasks
     assert (record.status, record.attempts, record.error) == (pcc.TaskStatus.COMPLETED, 2, None)
     assert [s.attempt for s in backend.specs] == [1, 2]
@@ -281,51 +291,26 @@ def test_a_transient_backend_failure_is_retried(repo: Path, tmp_path: Path) -> N
 
 
 def test_a_transient_backend_failure_without_retries_left_is_the_tasks_failure(
-    repo: Path, tmp_path: Path
+    repo: Path, work_dir: Path
 ) -> None:
-    work_dir = tmp_path / "work"
-    work_dir.mkdir()
-    result = pcc.run(
-        ["x"],
-        agent=pcc.Command("true"),
-        **local_run_options(
-            repo, tmp_path / "results", backend=FolderBackend(work_dir, transient_opens=5)
-        ),
-    )
+    result = run_on(FolderBackend(work_dir, transient_opens=5), repo, "true")
     (record,) = result.tasks
     assert (record.status, record.attempts) == (pcc.TaskStatus.FAILED, 1)
     assert "TransientBackendError: 429 Too Many Requests" in (record.error or "")
 
 
-def test_any_other_backend_failure_is_final(repo: Path, tmp_path: Path) -> None:
-    work_dir = tmp_path / "work"
-    work_dir.mkdir()
-    result = pcc.run(
-        ["x"],
-        agent=pcc.Command("true"),
-        retries=3,
-        retry_backoff_s=0.01,
-        **local_run_options(
-            repo, tmp_path / "results", backend=FolderBackend(work_dir, broken="open")
-        ),
-    )
+def test_any_other_backend_failure_is_final(repo: Path, work_dir: Path) -> None:
+    backend = FolderBackend(work_dir, broken="open")
+    result = run_on(backend, repo, "true", retries=3, retry_backoff_s=0.01)
     (record,) = result.tasks
     assert (record.status, record.attempts) == (pcc.TaskStatus.FAILED, 1)
     assert record.error == "RuntimeError: the sandbox service said no"
 
 
 def test_a_task_whose_changes_cannot_be_collected_is_not_completed(
-    repo: Path, tmp_path: Path
+    repo: Path, work_dir: Path
 ) -> None:
-    work_dir = tmp_path / "work"
-    work_dir.mkdir()
-    result = pcc.run(
-        ["x"],
-        agent=pcc.Command("echo work > work.txt"),
-        **local_run_options(
-            repo, tmp_path / "results", backend=FolderBackend(work_dir, broken="collect")
-        ),
-    )
+    result = run_on(FolderBackend(work_dir, broken="collect"), repo, "echo work > work.txt")
     (record,) = result.tasks
     assert record.status is pcc.TaskStatus.FAILED
     assert record.exit_code == 0

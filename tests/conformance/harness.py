@@ -12,25 +12,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.gitrepo import commit_all, init_repo, write
+from support.gitrepo import SAMPLE_FILES, commit_all, init_repo, write
 
 import parallelcc_sdk as pcc
 
 # The snapshot a run starts from: committed files, then uncommitted edits and untracked files.
-BASE_FILES: dict[str, str | bytes] = {
-    "a.txt": "a1\na2\na3\n",
-    "b.txt": "b1\nb2\n",
-    "c.txt": "c1\n",
-    "doc.md": "".join(
-        f"line {i} of a document long enough to be found when renamed\n" for i in range(10)
-    ),
-    "img.bin": bytes(range(256)) * 4,
-    "pkg/one.py": "1\n2\n3\n",
-    "pkg/sub/two.py": "1\n2\n",
-    "script.sh": "#!/bin/sh\necho hi\n",
-    "src/d.py": "x = 1\ny = 2\n",
-    "with space.txt": "space\n",
-}
+BASE_FILES: dict[str, str | bytes] = {**SAMPLE_FILES, "with space.txt": "space\n"}
 UNCOMMITTED = {"c.txt": "c1\nuncommitted\n", "untracked/new.txt": "untracked\n"}
 
 # Each file and symlink under the current folder (but the top .git), one line each:
