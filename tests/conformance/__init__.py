@@ -25,9 +25,9 @@ in ``registry.py`` (``work_dir`` is a private folder of the test, for backends t
 on this machine), a ``leftovers(run_dir, sandbox_id, sandbox_info) -> list[str]`` probe that
 says what of a sandbox still exists (for the ``cleanup`` check), and one entry in ``BACKENDS``::
 
-    BackendUnderTest("e2b", "conformance.registry:make_e2b", e2b_leftovers,
-                     marks=(pytest.mark.e2b,)),
+    BackendUnderTest("e2b", "conformance.registry:make_e2b", e2b_leftovers),
 
-Every test in ``test_backend_conformance.py`` then runs on it. A test file may also run a
+(``marks=`` adds pytest marks to every test of that backend, as ``bwrap`` does for
+``local-bubblewrap``). Every test in ``test_backend_conformance.py`` then runs on it. A test file may also run a
 subset of the checks on a backend of its own (see ``tests/test_extension_points.py``).
 """
