@@ -28,6 +28,7 @@ says what of a sandbox still exists (for the ``cleanup`` check), and one entry i
     BackendUnderTest("e2b", "conformance.registry:make_e2b", e2b_leftovers),
 
 (``marks=`` adds pytest marks to every test of that backend, as ``bwrap`` does for
-``local-bubblewrap``). Every test in ``test_backend_conformance.py`` then runs on it. A test file may also run a
-subset of the checks on a backend of its own (see ``tests/test_extension_points.py``).
+``local-bubblewrap``). Every test in ``test_backend_conformance.py`` then runs on it. A test
+file may also run a subset of the checks on a backend of its own (see
+``tests/test_extension_points.py``).
 """
