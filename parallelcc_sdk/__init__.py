@@ -11,14 +11,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .agents.base import Agent, AgentContext, AgentOutcome, Invocation, OutputParser, Progress
+from .agents.base import Agent, AgentOutcome, OutputParser, Progress
 from .agents.command import Command
 from .api import run, run_async, submit
-from .backends.base import Backend, Sandbox
+from .backends.base import Backend, PreparedRun, RunSpec, Sandbox, SandboxSpec
+from .backends.lines import LineSplitter
 from .backends.local import LocalBackend
+from .cleanup import cleanup, cleanup_async
+from .collection import collect_command, unpack_changes
+from .contract import (
+    AgentContext,
+    AgentMetrics,
+    ChangeStats,
+    Invocation,
+    LineHandler,
+    SandboxFile,
+    Stream,
+)
 from .errors import (
     AgentNotFoundError,
     BackendUnavailableError,
+    ChangeCollectionError,
     CredentialsError,
     GitError,
     ParallelCCError,
@@ -29,6 +42,7 @@ from .errors import (
     SnapshotError,
     SyncCallInRunningLoopError,
     TaskFileError,
+    TransientBackendError,
     ValidationError,
 )
 from .events import Event, EventType, Phase
@@ -36,6 +50,7 @@ from .handle import ExecutionHandle
 from .models import RunStatus, Task, TaskResult, TaskStatus
 from .results import RunResult, RunSummary
 from .runfolder import RunInfo, list_runs, load_run
+from .snapshot import Snapshot
 from .tasks import load_tasks
 
 if TYPE_CHECKING:
@@ -54,10 +69,13 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Agent",
     "AgentContext",
+    "AgentMetrics",
     "AgentNotFoundError",
     "AgentOutcome",
     "Backend",
     "BackendUnavailableError",
+    "ChangeCollectionError",
+    "ChangeStats",
     "ClaudeCode",
     "Command",
     "CredentialsError",
@@ -66,10 +84,13 @@ __all__ = [
     "ExecutionHandle",
     "GitError",
     "Invocation",
+    "LineHandler",
+    "LineSplitter",
     "LocalBackend",
     "OutputParser",
     "ParallelCCError",
     "Phase",
+    "PreparedRun",
     "Progress",
     "RepositoryError",
     "RunFolderError",
@@ -77,21 +98,31 @@ __all__ = [
     "RunInfo",
     "RunNotFinishedError",
     "RunResult",
+    "RunSpec",
     "RunStatus",
     "RunSummary",
     "Sandbox",
+    "SandboxFile",
+    "SandboxSpec",
+    "Snapshot",
     "SnapshotError",
+    "Stream",
     "SyncCallInRunningLoopError",
     "Task",
     "TaskFileError",
     "TaskResult",
     "TaskStatus",
+    "TransientBackendError",
     "ValidationError",
     "__version__",
+    "cleanup",
+    "cleanup_async",
+    "collect_command",
     "list_runs",
     "load_run",
     "load_tasks",
     "run",
     "run_async",
     "submit",
+    "unpack_changes",
 ]

@@ -10,13 +10,10 @@ whichever await it is in: there is no gap between two steps through which it cou
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import json
 import logging
 import random
-import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -25,15 +22,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .agents.base import Agent, AgentOutcome, Progress, Stream
-from .backends.base import Backend, Sandbox, SandboxSpec
+from .agents.base import Agent, Progress
+from .attempt import AttemptOutcome, AttemptRunner
+from .backends.base import (
+    LABEL_ATTEMPT,
+    LABEL_RUN_ID,
+    LABEL_TASK_ID,
+    Backend,
+    PreparedRun,
+    RunSpec,
+    Sandbox,
+    SandboxSpec,
+)
+from .contract import Stream
 from .events import Event, EventType, Phase
 from .models import RunStatus, Task, TaskResult, TaskStatus
-from .redaction import Redactor, secret_values
+from .redaction import Redactor
 from .results import RunResult, RunSummary
 from .runfolder.layout import RunLayout
 from .runfolder.writer import RunJournal, write_run_outputs, write_task_metadata
-from .snapshot import Snapshot, take_snapshot
+from .spend import SpendLedger
 
 logger = logging.getLogger("parallelcc_sdk")
 
@@ -104,8 +112,8 @@ class Engine:
         self._cancel_reasons: dict[str, str] = {}
         self._stop_reason: str | None = None
         self._interrupted = False
-        self._live_costs: dict[str, float] = {}
-        self._spent_before: dict[str, float] = {}  # earlier attempts of tasks being retried
+        self.spend = SpendLedger(config.budget_usd)
+        self._attempts = AttemptRunner(config.backend, config.agent, self.redactor)
         self._t0 = 0.0
 
     # -- public, loop thread only -------------------------------------------------------------
@@ -146,15 +154,20 @@ class Engine:
         self._emit(Event(EventType.RUN_STARTED, self.run_id, data={"total": len(self.tasks)}))
         for task in self.tasks:
             self._emit_task(EventType.TASK_QUEUED, task.task_id)
-        # Named "parallelcc-*" so that the local backend never shows it to a task (see isolation).
-        work_dir = Path(tempfile.mkdtemp(prefix=f"parallelcc-run-{self.run_id}-"))
+        spec = RunSpec(
+            run_id=self.run_id,
+            run_dir=self.run_dir,
+            repo=self.config.repo,
+            # Earlier runs' results, when the output folder lies inside the repository.
+            exclude=(self.run_dir.parent,),
+            labels={LABEL_RUN_ID: self.run_id},
+        )
+        prepared: PreparedRun | None = None
         state = RunStatus.FINISHED
         try:
-            snapshot = await take_snapshot(
-                self.config.repo, work_dir / "snapshot.git", exclude=[self.run_dir.parent]
-            )
+            prepared = await self.config.backend.start_run(spec)
             workers = [
-                asyncio.create_task(self._worker(snapshot), name=f"parallelcc-worker-{i}")
+                asyncio.create_task(self._worker(prepared), name=f"parallelcc-worker-{i}")
                 for i in range(min(self.config.max_concurrent, len(self.tasks)))
             ]
             await asyncio.gather(*workers)
@@ -172,15 +185,22 @@ class Engine:
                 self._finish_unstarted(task, self._stop_reason or "run ended before it started")
             self._queue.clear()
             result = self._finalize(state)
-            await asyncio.shield(asyncio.to_thread(shutil.rmtree, work_dir, True))
+            if prepared is not None:
+                await self._end_run(prepared)
         return result
+
+    async def _end_run(self, prepared: PreparedRun) -> None:
+        try:
+            await asyncio.shield(self.config.backend.end_run(prepared))
+        except Exception as exc:  # the results are written; a leftover is for cleanup() to find
+            logger.warning("the backend could not end run %s: %s", self.run_id, exc)
 
     # -- scheduling ---------------------------------------------------------------------------
 
-    async def _worker(self, snapshot: Snapshot) -> None:
+    async def _worker(self, run: PreparedRun) -> None:
         while self._queue and not self.stopping:
             task = self._queue.popleft()
-            job = asyncio.create_task(self._run_task(task, snapshot), name=task.task_id)
+            job = asyncio.create_task(self._run_task(task, run), name=task.task_id)
             self._running[task.task_id] = job
             job.add_done_callback(functools.partial(self._forget_job, task.task_id))
             # The job can be cancelled on its own; waiting on it must not cancel the worker.
@@ -213,7 +233,7 @@ class Engine:
 
     # -- one task -----------------------------------------------------------------------------
 
-    async def _run_task(self, task: Task, snapshot: Snapshot) -> None:
+    async def _run_task(self, task: Task, run: PreparedRun) -> None:
         task_id = task.task_id
         files = self.layout.task(task_id)
         task_dir = files.task_dir
@@ -223,25 +243,34 @@ class Engine:
         self._update(task_id, EventType.TASK_STARTED, status=TaskStatus.RUNNING, started_at=started)
         timeout = task.timeout if task.timeout is not None else self.config.task_timeout
         attempt = 0
-        final: dict[str, Any] = {}
-        spent = _Spend()
         with (
             # Line-buffered local files: each write is a quick append, streamed to disk at once.
             open(files.execution_log, "a", encoding="utf-8", buffering=1) as log,  # noqa: ASYNC230
             open(files.events, "a", encoding="utf-8", buffering=1) as events,  # noqa: ASYNC230
         ):
+            channel = _TaskChannel(self, task_id, log, events)
             while True:
                 attempt += 1
                 self._update(task_id, None, attempts=attempt)
-                final = await self._attempt(task, snapshot, attempt, timeout, task_dir, log, events)
+                if attempt > 1:
+                    log.write(f"[parallelcc] attempt {attempt}\n")
+                spec = SandboxSpec(
+                    run=run,
+                    task_id=task_id,
+                    attempt=attempt,
+                    task_dir=task_dir,
+                    time_limit_s=timeout,
+                    labels={
+                        **run.spec.labels,
+                        LABEL_TASK_ID: task_id,
+                        LABEL_ATTEMPT: str(attempt),
+                    },
+                )
+                outcome = await self._attempts.run(task, spec, channel)
                 # Every attempt was paid for: the record shows what the task cost in all.
-                spent.add(final)
-                if not final.pop("_transient", False) or attempt > self.config.retries:
+                self.spend.settle_attempt(task_id, outcome.metrics)
+                if not outcome.transient or attempt > self.config.retries or self.stopping:
                     break
-                if self.stopping:
-                    break
-                self._spent_before[task_id] = spent.cost_usd
-                self._live_costs.pop(task_id, None)
                 delay = self._backoff(attempt)
                 self._update(task_id, EventType.TASK_RETRY, phase=None)
                 log.write(f"[parallelcc] transient failure; retrying in {delay:.1f}s\n")
@@ -249,10 +278,10 @@ class Engine:
                     await asyncio.sleep(delay)
                 except asyncio.CancelledError:
                     _uncancel()
-                    final = self._cancelled_fields(task_id)
+                    outcome = AttemptOutcome(TaskStatus.CANCELLED, error=channel.cancel_reason())
                     break
-        final.setdefault("error", None)
-        final.update(spent.totals())
+        fields = outcome.record_fields()
+        fields.update(self.spend.task_totals(task_id))
         finished = datetime.now(UTC)
         record = self._update(
             task_id,
@@ -260,121 +289,44 @@ class Engine:
             finished_at=finished,
             duration_s=time.monotonic() - t0,
             phase=None,
-            **final,
+            **fields,
         )
-        self._live_costs.pop(task_id, None)
-        self._spent_before.pop(task_id, None)
         # Written at once, with no await before it, so a late cancel cannot lose the record, and
         # before the event, so a listener that reacts to it finds the file.
         write_task_metadata(task_dir, record)
         self._emit_task(EventType.TASK_FINISHED, task_id)
         self._after_finish(record)
 
-    async def _attempt(
+    def _on_sandbox(self, task_id: str, sandbox: Sandbox) -> None:
+        self._update(
+            task_id, None, sandbox_id=sandbox.sandbox_id, sandbox_info=dict(sandbox.describe())
+        )
+        self.journal.update(self.results[task_id])
+
+    def _on_output(
         self,
-        task: Task,
-        snapshot: Snapshot,
-        attempt: int,
-        time_limit_s: float | None,
-        task_dir: Path,
+        task_id: str,
+        stream: Stream,
+        line: str,
+        progress: Sequence[Progress],
+        redactor: Redactor,
         log: IO[str],
         events: IO[str],
-    ) -> dict[str, Any]:
-        """One try in a fresh sandbox. Returns the fields of the task's record it decided."""
-        task_id = task.task_id
-        if attempt > 1:
-            log.write(f"[parallelcc] attempt {attempt}\n")
-        spec = SandboxSpec(self.run_id, task_id, attempt, snapshot, task_dir)
-        sandbox: Sandbox | None = None
-        outcome: dict[str, Any]
-        try:
-            self._update(task_id, EventType.TASK_PHASE, phase=Phase.PREPARING)
-            sandbox = await self.config.backend.open(spec)
-            self._update(task_id, None, sandbox_id=sandbox.sandbox_id)
-            self.journal.update(self.results[task_id])
-            await sandbox.prepare()
-            self._update(task_id, EventType.TASK_PHASE, phase=Phase.RUNNING)
-            outcome = await self._execute(task, sandbox, time_limit_s, log, events)
-        except TimeoutError:
-            outcome = {
-                "status": TaskStatus.TIMED_OUT,
-                "error": f"timed out after {time_limit_s:g}s",
-            }
-        except asyncio.CancelledError:
-            # This task's own cancellation, consumed here: the record says why, and cleanup below
-            # must be able to await.
-            _uncancel()
-            outcome = self._cancelled_fields(task_id)
-        except Exception as exc:  # a backend failure is this task's failure, not the run's
-            logger.debug("task %s failed in its sandbox", task_id, exc_info=True)
-            outcome = {
-                "status": TaskStatus.FAILED,
-                "error": self.redactor.redact(f"{type(exc).__name__}: {exc}"),
-            }
-        finally:
-            if sandbox is not None:
-                outcome_fields = await self._collect_and_close(task_id, sandbox, task_dir)
-        if sandbox is not None:
-            outcome.update(outcome_fields)
-        return outcome
-
-    def _cancelled_fields(self, task_id: str) -> dict[str, Any]:
-        return {
-            "status": TaskStatus.CANCELLED,
-            "error": self._cancel_reasons.get(task_id, "cancelled"),
-        }
-
-    async def _execute(
-        self,
-        task: Task,
-        sandbox: Sandbox,
-        time_limit_s: float | None,
-        log: IO[str],
-        events: IO[str],
-    ) -> dict[str, Any]:
-        agent = self.config.agent
-        invocation = agent.invocation(task, sandbox.context)
-        # Secret-named variables of this invocation (a task's env=, an agent's env=) are masked
-        # like the agent's own secrets: a command that prints one must not leak it to disk.
-        redactor = self.redactor.with_secrets((*invocation.secrets, *secret_values(invocation.env)))
-        parser = agent.parser(task)
-        task_id = task.task_id
-
-        def on_line(stream: Stream, line: str) -> None:
-            safe = redactor.redact(line)
-            log.write(f"{safe}\n" if stream == "stdout" else f"[stderr] {safe}\n")
-            try:
-                progress = parser.feed(stream, line)
-            except Exception:  # a parser bug must not kill the task's output
-                logger.warning("agent parser failed on a line of %s", task_id, exc_info=True)
-                progress = ()
-            # A line the agent understood is shown as what it means ("turn 3 · Edit app.py"),
-            # not as raw JSON; plain output is shown as it is.
-            shown = safe if not progress else _last_message(progress)
-            self._update(
-                task_id,
-                EventType.TASK_OUTPUT,
-                message=safe,
-                data={"stream": stream},
-                **({"last_output": redactor.redact(shown)[-_LAST_OUTPUT_CHARS:]} if shown else {}),
-            )
-            for item in progress:
-                self._on_progress(task_id, item, redactor, events)
-
-        async with asyncio.timeout(time_limit_s):
-            exit_code = await sandbox.exec(invocation, on_line)
-        verdict: AgentOutcome = parser.finish(exit_code)
-        fields: dict[str, Any] = {
-            "status": verdict.status,
-            "exit_code": exit_code,
-            "error": redactor.redact(verdict.error) if verdict.error else None,
-            "_transient": verdict.transient,
-        }
-        # AgentMetrics fields are TaskResult fields of the same names.
-        fields.update(dataclasses.asdict(verdict.metrics))
-        if fields["final_text"]:
-            fields["final_text"] = redactor.redact(fields["final_text"])
-        return fields
+    ) -> None:
+        safe = redactor.redact(line)
+        log.write(f"{safe}\n" if stream == "stdout" else f"[stderr] {safe}\n")
+        # A line the agent understood is shown as what it means ("turn 3 · Edit app.py"),
+        # not as raw JSON; plain output is shown as it is.
+        shown = safe if not progress else _last_message(progress)
+        self._update(
+            task_id,
+            EventType.TASK_OUTPUT,
+            message=safe,
+            data={"stream": stream},
+            **({"last_output": redactor.redact(shown)[-_LAST_OUTPUT_CHARS:]} if shown else {}),
+        )
+        for item in progress:
+            self._on_progress(task_id, item, redactor, events)
 
     def _on_progress(
         self, task_id: str, item: Progress, redactor: Redactor, events: IO[str]
@@ -382,7 +334,7 @@ class Engine:
         if item.raw is not None:
             events.write(json.dumps(redactor.redact_obj(item.raw), ensure_ascii=False) + "\n")
         if item.cost_usd is not None:
-            self._live_costs[task_id] = item.cost_usd
+            self.spend.report_live(task_id, item.cost_usd)
             self._check_budget(spare=task_id if item.final else None)
         if item.message is not None or item.data:
             self._update(
@@ -392,26 +344,6 @@ class Engine:
                 data=redactor.redact_obj(dict(item.data)),
                 **({"cost_usd": item.cost_usd} if item.cost_usd is not None else {}),
             )
-
-    async def _collect_and_close(
-        self, task_id: str, sandbox: Sandbox, task_dir: Path
-    ) -> dict[str, Any]:
-        """Collects the task's changes (also after a failure) and always closes the sandbox."""
-        fields: dict[str, Any] = {}
-        try:
-            self._update(task_id, EventType.TASK_PHASE, phase=Phase.COLLECTING)
-            changes = await sandbox.collect(task_dir)
-            fields = changes.record_fields()
-        except asyncio.CancelledError:
-            logger.debug("change collection of %s was cancelled", task_id)
-        except Exception as exc:
-            logger.warning("could not collect the changes of %s: %s", task_id, exc)
-            fields = {"error": self.redactor.redact(f"could not collect changes: {exc}")}
-        finally:
-            self._update(task_id, EventType.TASK_PHASE, phase=Phase.CLOSING)
-            # Closing must finish even if this task is cancelled again meanwhile.
-            await asyncio.shield(sandbox.close())
-        return fields
 
     # -- decisions after a task ---------------------------------------------------------------
 
@@ -423,23 +355,18 @@ class Engine:
 
     def _check_budget(self, spare: str | None = None) -> None:
         """Stops the run once the budget is spent; ``spare`` is a task whose work is done."""
-        budget = self.config.budget_usd
-        if budget is None or self.stopping:
+        if self.stopping or not self.spend.exhausted:
             return
-        if self.cost_usd >= budget:
-            self._stop(
-                f"run budget of ${budget:.2f} reached (${self.cost_usd:.2f} spent)", spare=spare
-            )
+        self._stop(
+            f"run budget of ${self.spend.budget_usd:.2f} reached "
+            f"(${self.spend.total_usd:.2f} spent)",
+            spare=spare,
+        )
 
     @property
     def cost_usd(self) -> float:
-        """Cost of finished tasks plus the latest reported cost of running ones."""
-        finished = sum(
-            r.cost_usd or 0.0
-            for r in self.results.values()
-            if r.status.is_final and r.task_id not in self._live_costs
-        )
-        return finished + sum(self._live_costs.values()) + sum(self._spent_before.values())
+        """Cost of every finished attempt plus the latest reported cost of running ones."""
+        return self.spend.total_usd
 
     def _backoff(self, attempt: int) -> float:
         base = self.config.retry_backoff_s * (2 ** (attempt - 1))
@@ -506,32 +433,30 @@ class Engine:
         return result
 
 
-class _Spend:
-    """Cost and tokens summed over a task's attempts (a retried task paid for each one)."""
+class _TaskChannel:
+    """What one task's attempts tell the engine: an :class:`~.attempt.AttemptListener`."""
 
-    _FIELDS = (
-        "cost_usd",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_creation_tokens",
-    )
+    def __init__(self, engine: Engine, task_id: str, log: IO[str], events: IO[str]) -> None:
+        self._engine = engine
+        self._task_id = task_id
+        self._log = log
+        self._events = events
 
-    def __init__(self) -> None:
-        self._sums: dict[str, float | int | None] = dict.fromkeys(self._FIELDS)
+    def phase(self, phase: Phase) -> None:
+        self._engine._update(self._task_id, EventType.TASK_PHASE, phase=phase)
 
-    def add(self, fields: Mapping[str, Any]) -> None:
-        for name in self._FIELDS:
-            value = fields.get(name)
-            if value is not None:
-                self._sums[name] = (self._sums[name] or 0) + value
+    def sandbox_opened(self, sandbox: Sandbox) -> None:
+        self._engine._on_sandbox(self._task_id, sandbox)
 
-    @property
-    def cost_usd(self) -> float:
-        return float(self._sums["cost_usd"] or 0.0)
+    def output(
+        self, stream: Stream, line: str, progress: Sequence[Progress], redactor: Redactor
+    ) -> None:
+        self._engine._on_output(
+            self._task_id, stream, line, progress, redactor, self._log, self._events
+        )
 
-    def totals(self) -> dict[str, float | int | None]:
-        return {k: v for k, v in self._sums.items() if v is not None}
+    def cancel_reason(self) -> str:
+        return self._engine._cancel_reasons.get(self._task_id, "cancelled")
 
 
 def _last_message(progress: Sequence[Progress]) -> str | None:

@@ -57,3 +57,16 @@ class SyncCallInRunningLoopError(ParallelCCError, RuntimeError):
 
 class RunNotFinishedError(ParallelCCError, TimeoutError):
     """``handle.result(timeout=...)`` ran out of time before the run finished."""
+
+
+class TransientBackendError(ParallelCCError):
+    """A backend failure worth retrying: a rate limit on create, a 503, a dropped connection.
+
+    A backend raises it from any sandbox step; the engine retries the attempt in a fresh sandbox
+    exactly like an agent's transient failure (the run's ``retries`` budget, with backoff). Any
+    other exception from a backend is the attempt's final failure.
+    """
+
+
+class ChangeCollectionError(ParallelCCError):
+    """A task's changes could not be collected, or their archive is unsafe to unpack."""

@@ -9,6 +9,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from .contract import AgentMetrics, ChangeStats
+
+__all__ = [
+    "STATUS_ORDER",
+    "AgentMetrics",
+    "ChangeStats",
+    "Task",
+    "TaskResult",
+    "TaskStatus",
+]
+
 
 class TaskStatus(StrEnum):
     """A task's state. The order is the order of the pandas category in ``result.df``."""
@@ -68,40 +79,6 @@ class Task:
 
 
 @dataclass(frozen=True)
-class ChangeStats:
-    """What a task changed in its workspace, measured against the run's snapshot."""
-
-    files_changed: int = 0
-    lines_added: int = 0
-    lines_removed: int = 0
-    paths: tuple[str, ...] = ()
-    deleted_paths: tuple[str, ...] = ()
-
-    def record_fields(self) -> dict[str, Any]:
-        """These counts as fields of a :class:`TaskResult`."""
-        return {
-            "files_changed": self.files_changed,
-            "lines_added": self.lines_added,
-            "lines_removed": self.lines_removed,
-            "changed_paths": self.paths,
-        }
-
-
-@dataclass(frozen=True)
-class AgentMetrics:
-    """What the agent reported about its own work (all optional: a command reports nothing)."""
-
-    cost_usd: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_creation_tokens: int | None = None
-    num_turns: int | None = None
-    session_id: str | None = None
-    final_text: str | None = None
-
-
-@dataclass(frozen=True)
 class TaskResult:
     """The outcome of one task. Immutable; the engine builds a new one at each state change."""
 
@@ -130,7 +107,17 @@ class TaskResult:
     phase: str | None = None
     last_output: str | None = None
     changed_paths: tuple[str, ...] = ()
+    deleted_paths: tuple[str, ...] = ()
+    sandbox_info: Mapping[str, Any] = field(default_factory=dict)
+    """Where the sandbox lives (a folder, a remote id...), as its ``describe()`` says."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Records read back from JSON carry lists; a record compares equal however it was made.
+        for name in ("changed_paths", "deleted_paths"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value or ()))
 
     def replace(self, **changes: Any) -> TaskResult:
         return dataclasses.replace(self, **changes)

@@ -7,6 +7,7 @@ ref, no index entry, no file.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,15 @@ class Snapshot:
     commit: str
     head: str | None
     """The user's HEAD commit at snapshot time (``None`` in a repository with no commits)."""
+
+    @property
+    def exclude_file(self) -> Path:
+        """Ignore patterns of the user's besides their ``.gitignore`` files (may not exist).
+
+        Their ``.git/info/exclude`` and their global excludes file, so changes are measured
+        with the ignore rules the snapshot was taken with, by a git that reads no user config.
+        """
+        return self.git_dir / "info" / "exclude"
 
     @property
     def object_dirs(self) -> tuple[Path, ...]:
@@ -90,6 +100,11 @@ async def _take(repo: Path, into: Path, exclude: Sequence[Path]) -> Snapshot:
     for name in ("exclude", "attributes"):
         if (common / "info" / name).is_file():
             shutil.copyfile(common / "info" / name, into / "info" / name)
+    configured = await git("config", "--path", "--get", "core.excludesFile", cwd=repo, check=False)
+    global_excludes = _global_excludes_file(repo, os.fsdecode(configured.strip()))
+    if global_excludes is not None:
+        with (into / "info" / "exclude").open("ab") as f:
+            f.write(b"\n" + global_excludes.read_bytes() + b"\n")
     # A snapshot folder inside the work tree must not snapshot itself, nor earlier runs' results.
     inside = [rel for folder in (into, *exclude) if (rel := _inside(folder, repo)) is not None]
     if inside:
@@ -135,6 +150,18 @@ async def _take(repo: Path, into: Path, exclude: Sequence[Path]) -> Snapshot:
     if not commit:
         raise SnapshotError(f"could not snapshot {repo}: git commit-tree returned nothing")
     return Snapshot(repo=repo, git_dir=into, commit=commit, head=head)
+
+
+def _global_excludes_file(repo: Path, configured: str) -> Path | None:
+    """The user's core.excludesFile (or git's default one), if there is such a file."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_absolute():
+            path = repo / path
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        path = Path(xdg) / "git" / "ignore"
+    return path if path.is_file() else None
 
 
 def _inside(path: Path, top: Path) -> str | None:

@@ -14,8 +14,16 @@ from support.e2e import local_run_options
 from support.gitrepo import make_repo
 
 import parallelcc_sdk as pcc
-from parallelcc_sdk.agents.base import AgentContext, AgentOutcome, Invocation, Progress, Stream
-from parallelcc_sdk.models import AgentMetrics, Task, TaskStatus
+from parallelcc_sdk import (
+    AgentContext,
+    AgentMetrics,
+    AgentOutcome,
+    Invocation,
+    Progress,
+    Stream,
+    Task,
+    TaskStatus,
+)
 
 TRANSIENT_EXIT = 75
 

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.gitrepo import commit_all, git, git_bytes, init_repo, make_repo, write
+from support.gitrepo import SAMPLE_FILES, commit_all, git, git_bytes, init_repo, make_repo, write
 
 from parallelcc_sdk.models import ChangeStats
 from parallelcc_sdk.snapshot import Snapshot, take_snapshot
@@ -71,19 +71,7 @@ def state_of(root: Path, skip: set[str] | None = None) -> State:
     return result
 
 
-BASE: dict[str, str | bytes] = {
-    "a.txt": "a1\na2\na3\n",
-    "b.txt": "b1\nb2\n",
-    "c.txt": "c1\n",
-    "doc.md": "".join(
-        f"line {i} of a document long enough to be found when renamed\n" for i in range(10)
-    ),
-    "img.bin": bytes(range(256)) * 4,
-    "pkg/one.py": "1\n2\n3\n",
-    "pkg/sub/two.py": "1\n2\n",
-    "script.sh": "#!/bin/sh\necho hi\n",
-    "src/d.py": "x = 1\ny = 2\n",
-}
+BASE = SAMPLE_FILES
 
 
 async def setup(

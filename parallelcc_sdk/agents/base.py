@@ -2,7 +2,8 @@
 
 An agent knows nothing about where it runs. A backend gives it an :class:`AgentContext` (the
 paths the command will see) and runs the :class:`Invocation` it returns; every line of output
-goes to the agent's :class:`OutputParser`.
+goes to the agent's :class:`OutputParser`. Those shared types live in :mod:`parallelcc_sdk.contract`
+and are re-exported here for agent authors.
 """
 
 from __future__ import annotations
@@ -10,44 +11,22 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from ..models import AgentMetrics, Task, TaskStatus
+from ..contract import AgentContext, AgentMetrics, Invocation, SandboxFile, Stream
+from ..models import Task, TaskStatus
 
-Stream = Literal["stdout", "stderr"]
-
-
-@dataclass(frozen=True)
-class AgentContext:
-    """Where the agent's command runs, as the command itself sees it."""
-
-    workspace: str
-    """Absolute path of the task's workspace (the command's working directory)."""
-    home: str
-    """Absolute path of a private, writable home directory for this task."""
-    runs_as_root: bool = False
-
-
-@dataclass(frozen=True)
-class SandboxFile:
-    """A file the backend writes into the sandbox before the command starts."""
-
-    path: str
-    """Absolute path inside the sandbox (usually under :attr:`AgentContext.home`)."""
-    content: bytes
-    mode: int = 0o600
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """The command that runs one attempt of a task."""
-
-    argv: tuple[str, ...]
-    stdin: bytes = b""
-    env: Mapping[str, str] = field(default_factory=dict)
-    files: tuple[SandboxFile, ...] = ()
-    secrets: tuple[str, ...] = ()
-    """Values that must never appear in logs, events, metadata or exceptions."""
+__all__ = [
+    "Agent",
+    "AgentContext",
+    "AgentMetrics",
+    "AgentOutcome",
+    "Invocation",
+    "OutputParser",
+    "Progress",
+    "SandboxFile",
+    "Stream",
+]
 
 
 @dataclass(frozen=True)

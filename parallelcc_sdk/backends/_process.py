@@ -7,15 +7,19 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..agents.base import Stream
-from .base import LineHandler
+from ..contract import LineHandler, Stream
+from .lines import LineSplitter
 
 # Marks every process of a sandbox, so ones that left our process group (setsid, daemons) are
 # still found and killed when the sandbox closes.
 SANDBOX_MARKER = "PARALLELCC_SANDBOX_ID"
+# Names the process that opened the sandbox, so a cleanup can tell leftovers of a run that died
+# from sandboxes of a run that is still going.
+OWNER_MARKER = "PARALLELCC_SANDBOX_OWNER"
 _KILL_GRACE_S = 2.0
 _READ_CHUNK = 64 * 1024
 
@@ -93,8 +97,21 @@ async def terminate_group(proc: asyncio.subprocess.Process) -> None:
 
 def kill_marked(marker_value: str) -> int:
     """SIGKILLs every process whose environment carries this sandbox's marker. Returns how many."""
-    needle = f"{SANDBOX_MARKER}={marker_value}".encode()
-    killed = 0
+    return kill_processes(p.pid for p in marked_processes(lambda value: value == marker_value))
+
+
+@dataclass(frozen=True)
+class MarkedProcess:
+    pid: int
+    marker: str
+    owner: str | None
+
+
+def marked_processes(match: Callable[[str], bool]) -> list[MarkedProcess]:
+    """Processes whose sandbox marker value ``match`` accepts, with the owner they carry."""
+    prefix = f"{SANDBOX_MARKER}=".encode()
+    owner_prefix = f"{OWNER_MARKER}=".encode()
+    found: list[MarkedProcess] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -102,11 +119,53 @@ def kill_marked(marker_value: str) -> int:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if needle in environ.split(b"\0"):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed += 1
+        marker = owner = None
+        for item in environ.split(b"\0"):
+            if item.startswith(prefix):
+                marker = os.fsdecode(item[len(prefix) :])
+            elif item.startswith(owner_prefix):
+                owner = os.fsdecode(item[len(owner_prefix) :])
+        if marker is not None and match(marker):
+            found.append(MarkedProcess(int(entry.name), marker, owner))
+    return found
+
+
+def kill_processes(pids: Iterable[int]) -> int:
+    killed = 0
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
     return killed
+
+
+def owner_token(pid: int | None = None) -> str:
+    """Names a live process for as long as it lives: its pid and its start time.
+
+    The start time tells a pid that was reused by another process from the one that was here.
+    """
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{_start_time(pid)}"
+
+
+def owner_alive(token: str | None) -> bool:
+    """True while the process that ``owner_token`` named is still running."""
+    if not token:
+        return False
+    pid_text, _, started = token.partition(":")
+    if not pid_text.isdigit():
+        return False
+    return _start_time(int(pid_text)) == started != ""
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: count fields after its end.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else ""
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -129,19 +188,9 @@ async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
 
 
 async def _pump(reader: asyncio.StreamReader, stream: Stream, on_line: LineHandler) -> None:
-    # Only the new chunk is scanned for newlines, so a multi-megabyte line costs linear time.
-    pending = bytearray()
+    splitter = LineSplitter()
     while chunk := await reader.read(_READ_CHUNK):
-        start = 0
-        while (end := chunk.find(b"\n", start)) != -1:
-            pending += chunk[start:end]
-            on_line(stream, _decode(pending))
-            pending.clear()
-            start = end + 1
-        pending += chunk[start:]
-    if pending:
-        on_line(stream, _decode(pending))
-
-
-def _decode(line: bytearray) -> str:
-    return bytes(line).rstrip(b"\r").decode(errors="replace")
+        for line in splitter.feed(chunk):
+            on_line(stream, line)
+    for line in splitter.finish():
+        on_line(stream, line)

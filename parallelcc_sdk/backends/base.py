@@ -1,38 +1,104 @@
 """The backend protocol: isolated workspaces that hold the run's snapshot and run one command each.
 
-A backend knows nothing about agents or scheduling. The engine opens one :class:`Sandbox` per task
-attempt, and always closes it, whatever happens.
+A backend knows nothing about agents or scheduling. Its lifecycle has two levels:
+
+- once per run: :meth:`Backend.start_run` takes (and may pack, upload, check) the run's snapshot
+  and returns a :class:`PreparedRun`; :meth:`Backend.end_run` releases it;
+- once per task attempt: :meth:`Backend.open` returns a :class:`Sandbox`, used as
+  ``async with sandbox:`` — ``prepare``, ``exec``, ``collect`` — and always closed;
+
+plus the class-level :meth:`Backend.cleanup`, which finds and closes what a run that died left
+behind. A step that fails for a reason worth retrying raises
+:class:`~parallelcc_sdk.errors.TransientBackendError`.
+
+A backend is done when it passes the backend conformance suite (``tests/conformance``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from types import TracebackType
+from typing import Any, ClassVar, Self
 
-from ..agents.base import AgentContext, Invocation, Stream
-from ..models import ChangeStats
-from ..snapshot import Snapshot
+from ..contract import AgentContext, ChangeStats, Invocation, LineHandler
+from ..snapshot import Snapshot, take_snapshot
 
-LineHandler = Callable[[Stream, str], None]
+__all__ = [
+    "Backend",
+    "LineHandler",
+    "PreparedRun",
+    "RunSpec",
+    "Sandbox",
+    "SandboxSpec",
+]
+
+LABEL_RUN_ID = "parallelcc_run_id"
+LABEL_TASK_ID = "parallelcc_task_id"
+LABEL_ATTEMPT = "parallelcc_attempt"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a backend gets once per run."""
+
+    run_id: str
+    run_dir: Path
+    """The run's output folder on this machine (``run.json`` lives there)."""
+    repo: Path
+    """The user's repository (its top level); only ever read."""
+    exclude: tuple[Path, ...] = ()
+    """Folders inside the repository whose untracked files stay out of the snapshot."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """At least ``parallelcc_run_id``: put them on whatever the run creates, to find it again."""
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run the backend has set up: the snapshot, a scratch folder, and its own state."""
+
+    spec: RunSpec
+    snapshot: Snapshot
+    scratch_dir: Path
+    """A folder on this machine for the run's working files; removed by ``end_run``."""
+    state: Any = None
+    """Whatever else the backend keeps for the run (an uploaded archive, a template id...)."""
 
 
 @dataclass(frozen=True)
 class SandboxSpec:
     """What a backend needs to open a sandbox for one task attempt."""
 
-    run_id: str
+    run: PreparedRun
     task_id: str
     attempt: int
-    snapshot: Snapshot
     task_dir: Path
     """The task's output folder on this machine (the sandbox may keep logs there, nothing more)."""
+    time_limit_s: float | None = None
+    """The task's time limit, so a remote sandbox can be given a lifetime to match."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """At least ``parallelcc_run_id``, ``parallelcc_task_id`` and ``parallelcc_attempt``."""
+
+    @property
+    def run_id(self) -> str:
+        return self.run.spec.run_id
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.run.snapshot
 
 
 class Sandbox(ABC):
-    """One isolated workspace. Methods are called in order: prepare, exec, collect, close."""
+    """One isolated workspace for one task attempt.
+
+    Use it as ``async with sandbox:``; inside, call ``prepare``, ``exec``, ``collect`` in that
+    order. Leaving the block closes it, whatever happened.
+    """
 
     sandbox_id: str
 
@@ -55,11 +121,50 @@ class Sandbox(ABC):
 
     @abstractmethod
     async def collect(self, dest: Path) -> ChangeStats:
-        """Writes ``changes.patch`` and ``changed-files/`` under ``dest`` and returns the counts."""
+        """Writes ``changes.patch`` and ``changed-files/`` under ``dest`` and returns the counts.
+
+        An earlier attempt's outputs in ``dest`` are replaced. Use the shared collection command
+        and :func:`~parallelcc_sdk.collection.unpack_changes`, so every backend writes the same
+        bytes.
+        """
 
     @abstractmethod
     async def close(self) -> None:
         """Releases everything (processes, files, remote machines). Safe to call twice."""
+
+    def describe(self) -> Mapping[str, Any]:
+        """Where this sandbox lives (a folder, a remote id), for the run's journal; no secrets."""
+        return {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await close_to_the_end(self)
+
+
+async def close_to_the_end(sandbox: Sandbox) -> None:
+    """Closes ``sandbox``, and does not return before it is closed, even if cancelled meanwhile.
+
+    A cancellation that arrives while closing is re-raised once the sandbox is closed.
+    """
+    closing = asyncio.ensure_future(sandbox.close())
+    cancelled = False
+    while not closing.done():
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            if closing.cancelled():
+                raise
+            cancelled = True
+    closing.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 class Backend(ABC):
@@ -75,6 +180,36 @@ class Backend(ABC):
         """True when commands run on this machine (so agent executables must exist here)."""
         return False
 
+    def scratch_parent(self) -> Path | None:
+        """Where :meth:`start_run` makes the run's scratch folder; ``None``: the system's temp."""
+        return None
+
+    async def make_scratch_dir(self, run: RunSpec) -> Path:
+        """A new, empty scratch folder for the run, in :meth:`scratch_parent`."""
+        return Path(
+            await asyncio.to_thread(
+                tempfile.mkdtemp, prefix=f"parallelcc-run.{run.run_id}.", dir=self.scratch_parent()
+            )
+        )
+
+    async def start_run(self, run: RunSpec) -> PreparedRun:
+        """Once per run, before any sandbox: makes a scratch folder and takes the snapshot there.
+
+        Work every sandbox of the run shares (packing or uploading the snapshot, checking a
+        template) belongs in an override, which usually calls this first.
+        """
+        scratch = await self.make_scratch_dir(run)
+        try:
+            snapshot = await take_snapshot(run.repo, scratch / "snapshot.git", exclude=run.exclude)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, scratch, True))
+            raise
+        return PreparedRun(spec=run, snapshot=snapshot, scratch_dir=scratch)
+
+    async def end_run(self, run: PreparedRun) -> None:
+        """Once per run, after every sandbox is closed: releases what ``start_run`` made."""
+        await asyncio.to_thread(shutil.rmtree, run.scratch_dir, True)
+
     @abstractmethod
     async def open(self, spec: SandboxSpec) -> Sandbox:
         """Creates a sandbox (not yet prepared). Must not leak anything if it raises."""
@@ -82,3 +217,13 @@ class Backend(ABC):
     def describe(self) -> Mapping[str, Any]:
         """The backend's configuration for ``run.json``; never includes secrets."""
         return {"name": self.name}
+
+    @classmethod
+    async def cleanup(cls, run_dir: Path | None = None) -> list[str]:
+        """Closes what runs that died left behind; returns a description of each thing closed.
+
+        ``run_dir`` limits it to one run (its journal says how the backend was configured);
+        ``None`` looks for every run's leftovers. What belongs to a run that is still going is
+        left alone.
+        """
+        return []

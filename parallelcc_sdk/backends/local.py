@@ -1,4 +1,12 @@
-"""The local backend: one isolated workspace per task on this machine, no account needed."""
+"""The local backend: one isolated workspace per task on this machine, no account needed.
+
+Folder names carry the run id, so whatever a run that died left behind can be found again:
+``parallelcc-run.<run_id>.*`` is the run's scratch folder (the snapshot), and
+``parallelcc-box.<run_id>.<task>.<attempt>.*`` one sandbox. Both start with
+:data:`~parallelcc_sdk.backends.isolation.PRIVATE_PREFIX`, so no sandbox ever shows them to a
+task. Each holds an ``owner`` file naming the process that made it, and every process of a
+sandbox carries the sandbox's id and that owner in its environment.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +14,40 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from ..agents.base import AgentContext, Invocation
-from ..errors import BackendUnavailableError, ValidationError
-from ..models import ChangeStats
-from ..workspace import collect_changes, create_workspace
-from ._process import SANDBOX_MARKER, kill_marked, run_streaming
-from .base import Backend, LineHandler, Sandbox, SandboxSpec
+from ..collection import ARCHIVE_NAME, collect_command, unpack_changes
+from ..contract import AgentContext, ChangeStats, Invocation, LineHandler
+from ..errors import BackendUnavailableError, ChangeCollectionError, ValidationError
+from ..runfolder.reader import read_journal
+from ..workspace import create_workspace
+from ._process import (
+    OWNER_MARKER,
+    SANDBOX_MARKER,
+    kill_marked,
+    kill_processes,
+    marked_processes,
+    owner_alive,
+    owner_token,
+    run_streaming,
+)
+from .base import Backend, RunSpec, Sandbox, SandboxSpec
 from .isolation import PRIVATE_PREFIX, bubblewrap_argv, bubblewrap_works
 
 Isolation = Literal["auto", "bubblewrap", "none"]
 _ISOLATIONS = ("auto", "bubblewrap", "none")
+
+_RUN_PREFIX = f"{PRIVATE_PREFIX}run."
+_BOX_PREFIX = f"{PRIVATE_PREFIX}box."
+_SANDBOX_ID_PREFIX = "local:"
+_OWNER_FILE = "owner"
+_TASK_NAME_CHARS = 40
+# A folder is made a moment before its owner file is written: a cleanup leaves one that young.
+_OWNERLESS_GRACE_S = 60.0
+_COLLECT_ERROR_LINES = 5
 
 
 class LocalBackend(Backend):
@@ -46,7 +74,7 @@ class LocalBackend(Backend):
                 f"use one of {', '.join(repr(i) for i in _ISOLATIONS)}."
             )
         self.isolation: Isolation = isolation
-        self.work_dir = Path(work_dir) if work_dir is not None else None
+        self.work_dir = Path(work_dir).resolve() if work_dir is not None else None
         self.keep_workspaces = keep_workspaces
 
     @property
@@ -70,13 +98,17 @@ class LocalBackend(Backend):
                 f"LocalBackend(work_dir={str(self.work_dir)!r}) is not a folder; create it first."
             )
 
+    def scratch_parent(self) -> Path | None:
+        return self.work_dir
+
+    async def make_scratch_dir(self, run: RunSpec) -> Path:
+        # PRIVATE_PREFIX: bubblewrap never shows the snapshot's folder to a task.
+        return await asyncio.to_thread(_owned_dir, self.work_dir, f"{_RUN_PREFIX}{run.run_id}.")
+
     async def open(self, spec: SandboxSpec) -> Sandbox:
-        root = Path(
-            await asyncio.to_thread(
-                tempfile.mkdtemp,
-                prefix=f"{PRIVATE_PREFIX}{spec.task_id}-",
-                dir=self.work_dir,
-            )
+        task = spec.task_id[:_TASK_NAME_CHARS]
+        root = await asyncio.to_thread(
+            _owned_dir, self.work_dir, f"{_BOX_PREFIX}{spec.run_id}.{task}.{spec.attempt}."
         )
         return LocalSandbox(
             root=root,
@@ -86,7 +118,29 @@ class LocalBackend(Backend):
         )
 
     def describe(self) -> Mapping[str, Any]:
-        return {"name": self.name, "isolation": self.isolation, "bubblewrap": self.uses_bubblewrap}
+        described: dict[str, Any] = {
+            "name": self.name,
+            "isolation": self.isolation,
+            "bubblewrap": self.uses_bubblewrap,
+        }
+        if self.work_dir is not None:
+            described["work_dir"] = str(self.work_dir)
+        return described
+
+    @classmethod
+    async def cleanup(cls, run_dir: Path | None = None) -> list[str]:
+        """Kills leftover sandbox processes and removes leftover folders of runs that died.
+
+        With ``run_dir``, only that run's (in the ``work_dir`` its journal names); without, every
+        run's in the system's temporary folder. A run whose process is still alive is left alone.
+        """
+        if run_dir is None:
+            return await asyncio.to_thread(_cleanup, None, Path(tempfile.gettempdir()))
+        journal = await asyncio.to_thread(read_journal, run_dir)
+        backend = journal.config.get("backend")
+        work_dir = backend.get("work_dir") if isinstance(backend, dict) else None
+        parent = Path(work_dir) if isinstance(work_dir, str) else Path(tempfile.gettempdir())
+        return await asyncio.to_thread(_cleanup, journal.run_id, parent)
 
 
 class LocalSandbox(Sandbox):
@@ -97,10 +151,11 @@ class LocalSandbox(Sandbox):
         self.spec = spec
         self.bubblewrap = bubblewrap
         self.keep = keep
-        self.sandbox_id = f"local:{root.name}"
+        self.sandbox_id = f"{_SANDBOX_ID_PREFIX}{root.name}"
         self.workspace = root / "workspace"
         self.home = root / "home"
         self.tmp = root / "tmp"
+        self._owner = owner_token()
         self._closed = False
 
     @property
@@ -108,6 +163,9 @@ class LocalSandbox(Sandbox):
         return AgentContext(
             workspace=str(self.workspace), home=str(self.home), runs_as_root=os.geteuid() == 0
         )
+
+    def describe(self) -> Mapping[str, Any]:
+        return {"root": str(self.root), "isolation": "bubblewrap" if self.bubblewrap else "none"}
 
     async def prepare(self) -> None:
         self.home.mkdir()
@@ -122,6 +180,7 @@ class LocalSandbox(Sandbox):
             "HOME": str(self.home),
             "TMPDIR": str(self.tmp),
             SANDBOX_MARKER: self.sandbox_id,
+            OWNER_MARKER: self._owner,
         }
         argv: list[str] = list(invocation.argv)
         if self.bubblewrap:
@@ -133,12 +192,54 @@ class LocalSandbox(Sandbox):
                 readable=[self.spec.snapshot.repo, *self.spec.snapshot.object_dirs],
                 cwd=self.workspace,
             )
-        return await run_streaming(
-            argv, cwd=self.workspace, env=env, stdin=invocation.stdin, on_line=on_line
-        )
+        return await self._run(argv, env=env, stdin=invocation.stdin, on_line=on_line)
 
     async def collect(self, dest: Path) -> ChangeStats:
-        return await collect_changes(self.workspace, self.spec.snapshot.commit, dest)
+        snapshot = self.spec.snapshot
+        # A fresh folder per collection that no task process can reach: bubblewrap binds it only
+        # into the collecting command's own sandbox.
+        out = self.root / "collect"
+        await asyncio.to_thread(_fresh_dir, out)
+        exclude: Path | None = None
+        if snapshot.exclude_file.is_file():
+            exclude = out / "exclude"
+            await asyncio.to_thread(shutil.copyfile, snapshot.exclude_file, exclude)
+        object_dirs = [str(d) for d in snapshot.object_dirs]
+        argv = list(
+            collect_command(
+                str(self.workspace),
+                snapshot.commit,
+                str(out),
+                object_dirs=object_dirs,
+                exclude_file=str(exclude) if exclude is not None else None,
+            )
+        )
+        if self.bubblewrap:
+            argv = bubblewrap_argv(
+                argv,
+                writable=[out],
+                readable=[self.workspace, *snapshot.object_dirs],
+                cwd=out,
+            )
+        env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "HOME": str(out),
+            "TMPDIR": str(out),
+            SANDBOX_MARKER: self.sandbox_id,
+            OWNER_MARKER: self._owner,
+        }
+        errors: list[str] = []
+
+        def on_line(stream: str, line: str) -> None:
+            if stream == "stderr":
+                errors.append(line)
+                del errors[:-_COLLECT_ERROR_LINES]
+
+        code = await self._run(argv, env=env, stdin=b"", on_line=on_line, cwd=out)
+        if code != 0:
+            detail = " / ".join(errors) or f"exit code {code}"
+            raise ChangeCollectionError(f"change collection failed: {detail}")
+        return await asyncio.to_thread(unpack_changes, out / ARCHIVE_NAME, dest)
 
     async def close(self) -> None:
         if self._closed:
@@ -149,6 +250,24 @@ class LocalSandbox(Sandbox):
         if not self.keep:
             await asyncio.to_thread(shutil.rmtree, self.root, True)
 
+    async def _run(
+        self,
+        argv: list[str],
+        *,
+        env: Mapping[str, str],
+        stdin: bytes,
+        on_line: LineHandler,
+        cwd: Path | None = None,
+    ) -> int:
+        try:
+            return await run_streaming(
+                argv, cwd=cwd or self.workspace, env=env, stdin=stdin, on_line=on_line
+            )
+        except BaseException:
+            # Cancelled or failed: what left the process group (setsid, daemons) goes too.
+            await asyncio.shield(asyncio.to_thread(kill_marked, self.sandbox_id))
+            raise
+
     def _write_files(self, invocation: Invocation) -> None:
         for file in invocation.files:
             path = Path(file.path)
@@ -158,3 +277,57 @@ class LocalSandbox(Sandbox):
             with os.fdopen(fd, "wb") as handle:
                 handle.write(file.content)
             os.chmod(path, file.mode)
+
+
+def _owned_dir(parent: Path | None, prefix: str) -> Path:
+    """A new folder whose ``owner`` file names this process."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    (path / _OWNER_FILE).write_text(owner_token() + "\n", encoding="utf-8")
+    return path
+
+
+def _fresh_dir(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+    path.mkdir()
+
+
+def _cleanup(run_id: str | None, parent: Path) -> list[str]:
+    closed: list[str] = []
+    run_part = f"{run_id}." if run_id is not None else ""
+    box_marker = f"{_SANDBOX_ID_PREFIX}{_BOX_PREFIX}{run_part}"
+    leftovers = [
+        p
+        for p in marked_processes(lambda value: value.startswith(box_marker))
+        if not owner_alive(p.owner)
+    ]
+    kill_processes(p.pid for p in leftovers)
+    closed += [f"{p.marker} (process {p.pid})" for p in leftovers]
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError:
+        return closed
+    for path in entries:
+        is_box = path.name.startswith(f"{_BOX_PREFIX}{run_part}")
+        if not (is_box or path.name.startswith(f"{_RUN_PREFIX}{run_part}")):
+            continue
+        if path.is_symlink() or not path.is_dir() or not _abandoned(path):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        what = f"{_SANDBOX_ID_PREFIX}{path.name}" if is_box else "run scratch folder"
+        closed.append(f"{what} (folder {path})")
+    return closed
+
+
+def _abandoned(folder: Path) -> bool:
+    try:
+        owner = (folder / _OWNER_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        try:
+            age = time.time() - folder.stat().st_mtime
+        except OSError:
+            return False
+        return age > _OWNERLESS_GRACE_S
+    return not owner_alive(owner)

@@ -12,6 +12,22 @@ from pathlib import Path
 USER_NAME = "Test User"
 USER_EMAIL = "test@example.com"
 
+# A small tree with text, binary, nested and executable files (script.sh is meant to be 0755)
+# and a document long enough for git to find it again when it is renamed.
+SAMPLE_FILES: dict[str, str | bytes] = {
+    "a.txt": "a1\na2\na3\n",
+    "b.txt": "b1\nb2\n",
+    "c.txt": "c1\n",
+    "doc.md": "".join(
+        f"line {i} of a document long enough to be found when renamed\n" for i in range(10)
+    ),
+    "img.bin": bytes(range(256)) * 4,
+    "pkg/one.py": "1\n2\n3\n",
+    "pkg/sub/two.py": "1\n2\n",
+    "script.sh": "#!/bin/sh\necho hi\n",
+    "src/d.py": "x = 1\ny = 2\n",
+}
+
 
 def git_bytes(*args: str, cwd: Path, stdin: bytes | None = None, check: bool = True) -> bytes:
     """``git *args`` in ``cwd``; its stdout. A failure raises unless ``check`` is false."""

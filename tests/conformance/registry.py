@@ -1,0 +1,68 @@
+"""The backends the conformance suite runs on. Add a backend here with one ``BACKENDS`` entry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.e2e import bubblewrap_backend, marked_processes
+
+import parallelcc_sdk as pcc
+
+Leftovers = Callable[[Path, str, Mapping[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class BackendUnderTest:
+    id: str
+    factory: str
+    """``module:function`` with ``function(work_dir: Path) -> Backend``, importable with
+    ``tests/`` on the path (the cleanup check builds the backend in a child process too)."""
+    leftovers: Leftovers
+    """What of a sandbox (id, ``describe()``) and its run still exists: empty once cleaned up."""
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+
+    def make(self, work_dir: Path) -> pcc.Backend:
+        module_name, _, function = self.factory.partition(":")
+        module = __import__(module_name, fromlist=[function])
+        backend = getattr(module, function)(work_dir)
+        assert isinstance(backend, pcc.Backend)
+        return backend
+
+
+# -- the local backend ----------------------------------------------------------------------
+
+
+def make_local_none(work_dir: Path) -> pcc.Backend:
+    return pcc.LocalBackend(isolation="none", work_dir=work_dir)
+
+
+def make_local_bubblewrap(work_dir: Path) -> pcc.Backend:
+    bubblewrap_backend()  # fails loudly where bubblewrap is missing
+    return pcc.LocalBackend(isolation="bubblewrap", work_dir=work_dir)
+
+
+def local_leftovers(run_dir: Path, sandbox_id: str, info: Mapping[str, Any]) -> list[str]:
+    found = [f"process {pid}" for pid in marked_processes([sandbox_id])]
+    root = Path(str(info["root"]))
+    if root.exists():
+        found.append(f"folder {root}")
+    config = json.loads((run_dir / "run.json").read_text())["config"]["backend"]
+    work_dir = Path(config["work_dir"])
+    found += [f"run folder {p}" for p in work_dir.glob(f"parallelcc-run.{run_dir.name}.*")]
+    return found
+
+
+BACKENDS: list[BackendUnderTest] = [
+    BackendUnderTest("local-none", "conformance.registry:make_local_none", local_leftovers),
+    BackendUnderTest(
+        "local-bubblewrap",
+        "conformance.registry:make_local_bubblewrap",
+        local_leftovers,
+        marks=(pytest.mark.bwrap,),
+    ),
+]
