@@ -14,12 +14,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from support.e2e import local_run_options, marked_processes, pid_alive, wait_for, wait_until_gone
 
 import parallelcc_sdk as pcc
+from parallelcc_sdk.runfolder import read_journal
 
 SANDBOX_MARKER = "PARALLELCC_SANDBOX_ID"
 OWNER_MARKER = "PARALLELCC_SANDBOX_OWNER"
@@ -92,7 +92,8 @@ def test_cleanup_of_one_run_leaves_other_runs_alone(tmp_path: Path, pcc_git_env:
     run_dir = tmp_path / "results" / "run-a"
     run_dir.mkdir(parents=True)
     config = {"backend": {"name": "local", "isolation": "none", "work_dir": str(work_dir)}}
-    (run_dir / "run.json").write_text(json.dumps({"run_id": "run-a", "config": config}))
+    journal = {"run_id": "run-a", "state": "running", "config": config, "tasks": []}
+    (run_dir / "run.json").write_text(json.dumps(journal))
     mine = leftover(work_dir, "parallelcc-box.run-a.task-1.1.aa11", DEAD_OWNER)
     theirs = leftover(work_dir, "parallelcc-box.run-b.task-1.1.bb22", DEAD_OWNER)
 
@@ -116,8 +117,8 @@ def test_a_live_run_is_left_alone(
         root = Path(record.sandbox_info["root"])
         assert root.parent == system_tmp
         assert root.name.startswith(f"parallelcc-box.{handle.run_id}.")
-        journal: dict[str, Any] = json.loads((handle.run_dir / "run.json").read_text())
-        assert journal["tasks"][0]["sandbox_info"]["root"] == str(root)
+        journal = read_journal(handle.run_dir)
+        assert journal.tasks[0].sandbox_info["root"] == str(root)
 
         assert pcc.cleanup(handle.run_dir) == []
         assert pcc.cleanup() == []
