@@ -17,7 +17,7 @@ PACKAGE_DIR = Path(parallelcc_sdk.__file__).resolve().parent
 PACKAGE = "parallelcc_sdk"
 
 ENGINE = ("engine", "attempt", "spend")
-RESULTS = ("results", "report", "outputs")
+RESULTS = ("results", "report", "outputs", "runfolder")
 
 # (modules, what none of them may import)
 RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
