@@ -437,8 +437,13 @@ def test_task_layers_can_be_removed_by_the_user_that_made_them(
     run_in_overlay(
         ["/bin/sh", "-c", "rm a.txt"], public_lower, layers, "user-namespace", user=NOBODY
     )
-    # The kernel left a folder with mode 000 in the work folder.
+    # The kernel left folders with mode 000 in the work folder, and so may a task.
     assert stat.S_IMODE((layers.work / "work").stat().st_mode) == 0
+    (layers.upper / "locked" / "inner").mkdir(parents=True)
+    (layers.upper / "locked" / "inner" / "file").write_text("x")
+    for folder in (layers.upper / "locked", layers.upper / "locked" / "inner"):
+        os.chown(folder, NOBODY, NOBODY)
+    (layers.upper / "locked").chmod(0)
 
     as_nobody(lambda: remove_task_layers(layers.upper.parent) or b"")
 
