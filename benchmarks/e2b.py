@@ -36,9 +36,8 @@ def run(quick: bool) -> Report:
         f"{tasks} tasks of `true` through E2BBackend (local test server)",
         ["operation", "requests", "per task", "KB in/task", "KB out/task"],
     )
-    with scratch() as tmp:
+    with scratch() as tmp, E2BTestServer(tmp / "server") as server:
         repo = make_repo(tmp / "repo", 200, 2_000_000)
-        server = E2BTestServer(tmp / "server").start()
         saved = {k: os.environ.get(k) for k in server.env}
         os.environ.update(server.env)
         try:
@@ -53,7 +52,6 @@ def run(quick: bool) -> Report:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-            server.stop()
     by_op = Counter(e.op for e in entries)
     for op, count in sorted(by_op.items()):
         bytes_in = sum(e.bytes_in for e in entries if e.op == op)

@@ -72,7 +72,7 @@ def run(quick: bool) -> Report:
             )
 
         # -- a large repository: what grows with the repository
-        files, size = (2_000, 20_000_000) if quick else (20_000, 210_000_000)
+        files, size = (1_000, 10_000_000) if quick else (20_000, 210_000_000)
         progress(f"generating a {files}-file repository of {size // 1_000_000} MB")
         large = make_repo(tmp / "large", files, size)
         command = f'sleep {SLEEP_S} && echo "$PARALLELCC_TASK_ID" >> README.md'

@@ -19,7 +19,15 @@ from typing import Any
 
 import parallelcc_sdk as pcc
 
-from ._common import Report, peak_rss_mb, private_tempdir, progress, scratch, suite_main
+from ._common import (
+    Report,
+    cpu_seconds,
+    peak_rss_mb,
+    private_tempdir,
+    progress,
+    scratch,
+    suite_main,
+)
 from ._repo import make_repo
 
 OUTPUT_BYTES = 1_000_000
@@ -29,10 +37,18 @@ _PAGE_MB = 4096 / 2**20
 
 def run(quick: bool) -> Report:
     report = Report("memory", quick)
-    tasks = 40 if quick else 1_000
+    tasks = 20 if quick else 1_000
     table = report.table(
         f"{tasks} tasks, each printing {OUTPUT_BYTES // 1_000_000} MB",
-        ["line bytes", "lines in all", "wall s", "peak RSS MB", "logs complete", "note"],
+        [
+            "line bytes",
+            "lines in all",
+            "wall s",
+            "CPU µs/line",
+            "peak RSS MB",
+            "logs complete",
+            "note",
+        ],
     )
     rows: dict[int, dict[str, Any]] = {}
     for line_bytes in (0, 1_000, 100):
@@ -51,6 +67,7 @@ def run(quick: bool) -> Report:
                 line_bytes or "-",
                 row["lines"],
                 row["wall_s"],
+                row["cpu_us_per_line"],
                 row["peak_rss_mb"],
                 row["logs_complete"],
                 row["note"],
@@ -58,6 +75,7 @@ def run(quick: bool) -> Report:
         )
     table.notes.append(
         "peak RSS of the SDK process (interpreter and pandas included: see the no-output row);"
+        " CPU: the SDK process's own, per line of output;"
         f" a run is cancelled when it passes {LIMIT_MB} MB"
     )
     report.check(
@@ -81,6 +99,7 @@ def measure_one(tasks: int, line_bytes: int) -> dict[str, Any]:
         command, lines = "true", 0
     with private_tempdir(), scratch() as tmp:
         repo = make_repo(tmp / "repo", 20, 20_000)
+        cpu = cpu_seconds()
         started = time.perf_counter()
         handle = pcc.submit(
             [f"task {i}" for i in range(tasks)],
@@ -94,6 +113,7 @@ def measure_one(tasks: int, line_bytes: int) -> dict[str, Any]:
         over_limit = _watch_memory(handle)
         result = handle.result()
         wall = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu
         logs = [Path(p) / "execution.log" for p in result.df["output_path"]]
         complete = sum(
             1 for log in logs if log.is_file() and log.stat().st_size >= OUTPUT_BYTES * bool(lines)
@@ -102,6 +122,7 @@ def measure_one(tasks: int, line_bytes: int) -> dict[str, Any]:
     return {
         "lines": lines,
         "wall_s": round(wall, 2),
+        "cpu_us_per_line": round(cpu / lines * 1e6, 1) if lines else float("nan"),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "logs_complete": f"{complete}/{tasks}",
         "note": note,

@@ -27,7 +27,7 @@ from ._repo import make_repo
 
 def run(quick: bool) -> Report:
     report = Report("scale", quick)
-    tasks, concurrency = (200, 50) if quick else (1_000, 100)
+    tasks, concurrency = (100, 50) if quick else (1_000, 100)
     table = report.table(
         f"{tasks} tasks at max_concurrent={concurrency}",
         [
