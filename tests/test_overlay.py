@@ -227,6 +227,7 @@ async def plain_patch(snapshot: Snapshot, tmp_path: Path, script: str) -> bytes:
 def test_overlays_are_available_here_in_the_mode_the_user_allows(tmp_path: Path) -> None:
     assert overlay_available(tmp_path)
     assert overlay_mode(tmp_path) == ("mount-namespace" if IS_ROOT else "user-namespace")
+    assert overlay_mode(tmp_path / "missing") is None
 
 
 def test_a_user_other_than_root_gets_user_namespace_overlays(nobody_dir: Path) -> None:

@@ -1,11 +1,13 @@
 """Copy-on-write workspaces: the snapshot checked out once per run, an overlay for each task.
 
 The run's snapshot is materialized once as a read-only *lower* layer (a git checkout with its
-``.git``). A task gets two empty folders, *upper* and *work*, and runs with an overlay of the
-lower and its upper mounted at its workspace path, in a mount namespace of its own that ends with
-it. Creating a workspace is therefore two ``mkdir`` calls, whatever the repository's size, and the
-upper layer holds exactly what the task changed: new and modified files (copied up whole),
-whiteouts for deletions, opaque folders for folders that were deleted and made again.
+``.git``). A task gets empty folders (*upper*, *work* and its workspace path) and runs with an
+overlay of the lower and its upper mounted at its workspace path, in a mount namespace of its own
+that ends with it. Creating a workspace is therefore three ``mkdir`` calls, whatever the
+repository's size, and the upper layer holds exactly what the task changed: new and modified
+files (copied up whole), whiteouts for deletions, opaque folders for folders that were deleted
+and made again. Overlays are mounted ``volatile``: the upper layer is thrown away with the task,
+so neither the mount nor the task's ``fsync`` calls wait for the disk.
 
 Two ways to mount, probed once per filesystem and chosen automatically:
 
@@ -13,15 +15,17 @@ Two ways to mount, probed once per filesystem and chosen automatically:
     The SDK runs as root (CAP_SYS_ADMIN): ``unshare --mount``, then an overlay with
     ``redirect_dir=on``, so renaming a folder of the snapshot works as on any filesystem.
 ``"user-namespace"``
-    Any user: ``unshare --user --map-root-user --mount``, then an overlay with ``userxattr``
-    (Linux >= 5.11). The kernel cannot store folder renames there, so ``rename(2)`` of a folder
-    that comes from the snapshot fails with EXDEV: ``mv`` copies instead, ``git mv`` of such a
-    folder fails. File renames, and renames of folders the task made, work.
+    Any user (checked as ``nobody``): ``unshare --user --map-root-user --mount``, then an
+    overlay with ``userxattr`` (Linux >= 5.11). The kernel cannot store folder renames there,
+    so ``rename(2)`` of a folder that comes from the snapshot fails with EXDEV: ``mv`` copies
+    instead, ``git mv`` of such a folder fails. File renames, and renames of folders the task
+    made, work.
 
 In both, the lower folder is mounted read-only at its own path inside the namespace, and the
 command runs in a nested user namespace: it is "root" there, but holds no capability over the
 namespace that owns the mounts, so it can neither write the lower layer nor remount it writable.
-Files it creates are owned by the SDK's own user on the host.
+Only the SDK's own user is mapped into it: files the command creates belong to that user on the
+host, and files of other users look owned by ``nobody`` to the command.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from pathlib import Path
 from typing import Literal
 
 from .._git import git
+from ..errors import BackendUnavailableError
 from ..snapshot import Snapshot
 from ..workspace import create_workspace
 
@@ -271,7 +276,9 @@ def overlay_command(
     """
     chosen = mode if mode is not None else overlay_mode(upper.parent)
     if chosen is None:
-        raise OSError(errno.ENOTSUP, f"overlay workspaces cannot be mounted on {upper.parent}")
+        raise BackendUnavailableError(
+            f"overlay workspaces cannot be mounted on {upper.parent} here; use checkouts."
+        )
     unshare = shutil.which(UNSHARE) or UNSHARE
     mount = shutil.which(MOUNT) or MOUNT
     paths = [str(Path(p).absolute()) for p in (lower, upper, work, mountpoint)]
