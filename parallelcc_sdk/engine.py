@@ -32,6 +32,7 @@ from .models import Task, TaskResult, TaskStatus
 from .outputs import RunJournal, write_run_outputs, write_task_metadata
 from .redaction import Redactor, secret_values
 from .results import RunResult, RunSummary
+from .secret_scan import files_holding_secrets
 from .snapshot import Snapshot, take_snapshot
 
 logger = logging.getLogger("parallelcc_sdk")
@@ -289,7 +290,9 @@ class Engine:
         try:
             self._update(task_id, EventType.TASK_PHASE, phase=Phase.PREPARING)
             sandbox = await self.config.backend.open(spec)
-            self._update(task_id, None, sandbox_id=sandbox.sandbox_id)
+            self._update(
+                task_id, None, sandbox_id=sandbox.sandbox_id, isolation=sandbox.isolation
+            )
             self.journal.update(self.results[task_id])
             await sandbox.prepare()
             self._update(task_id, EventType.TASK_PHASE, phase=Phase.RUNNING)
@@ -312,7 +315,9 @@ class Engine:
             }
         finally:
             if sandbox is not None:
-                outcome_fields = await self._collect_and_close(task_id, sandbox, task_dir)
+                outcome_fields = await self._collect_and_close(
+                    task_id, sandbox, task_dir, secret_values(task.env)
+                )
         if sandbox is not None:
             outcome.update(outcome_fields)
         return outcome
@@ -393,7 +398,7 @@ class Engine:
             )
 
     async def _collect_and_close(
-        self, task_id: str, sandbox: Sandbox, task_dir: Path
+        self, task_id: str, sandbox: Sandbox, task_dir: Path, task_secrets: Sequence[str] = ()
     ) -> dict[str, Any]:
         """Collects the task's changes (also after a failure) and always closes the sandbox."""
         fields: dict[str, Any] = {}
@@ -401,6 +406,10 @@ class Engine:
             self._update(task_id, EventType.TASK_PHASE, phase=Phase.COLLECTING)
             changes = await sandbox.collect(task_dir)
             fields = changes.record_fields()
+            # Flagged, never altered: a patch with a value masked would no longer apply.
+            fields["secrets_in_changes"] = await asyncio.to_thread(
+                files_holding_secrets, task_dir, (*self.redactor.values, *task_secrets)
+            )
         except asyncio.CancelledError:
             logger.debug("change collection of %s was cancelled", task_id)
         except Exception as exc:

@@ -114,6 +114,11 @@ class TaskResult:
     last_output: str | None = None
     changed_paths: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    isolation: str | None = None
+    """What isolated the task from the machine (``"bubblewrap"``, ``"none"``, ...)."""
+    secrets_in_changes: tuple[str, ...] = ()
+    """Output files (relative to the task's folder) that hold a value the SDK knows is secret;
+    the files are left as they are, so the patch still applies."""
 
     def replace(self, **changes: Any) -> TaskResult:
         return dataclasses.replace(self, **changes)

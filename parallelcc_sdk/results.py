@@ -61,6 +61,7 @@ _DTYPE_NAMES: dict[str, str] = {
     "cache_creation_tokens": "Int64",
     "session_id": "string",
     "phase": "string",
+    "isolation": "string",
 }
 
 COLUMNS: list[str] = list(_DTYPE_NAMES)

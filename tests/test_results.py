@@ -48,6 +48,7 @@ EXPECTED_DTYPES = {
     "cache_creation_tokens": "Int64",
     "session_id": "string",
     "phase": "string",
+    "isolation": "string",
 }
 
 
