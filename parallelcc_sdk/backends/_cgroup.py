@@ -17,7 +17,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-_PREFIX = "parallelcc-"
 _REMOVE_WAIT_S = 2.0
 
 # Joins the cgroup, then becomes the command: nothing the command starts can be outside it.
@@ -32,11 +31,12 @@ class Cgroup:
 
     @classmethod
     def create(cls, name: str) -> Cgroup | None:
-        """A new cgroup ``parallelcc-<name>`` below the SDK's own; ``None`` where it cannot be."""
+        """A new cgroup ``name`` (a sandbox's folder name, ``parallelcc-...``) below the SDK's
+        own; ``None`` where it cannot be made."""
         parent = own_cgroup()
         if parent is None:
             return None
-        path = parent / f"{_PREFIX}{name}"
+        path = parent / name
         try:
             path.mkdir()
         except OSError:
