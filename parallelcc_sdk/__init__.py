@@ -15,7 +15,7 @@ from .agents.base import Agent, AgentContext, AgentOutcome, Invocation, OutputPa
 from .agents.command import Command
 from .api import run, run_async, submit
 from .backends.base import Backend, Sandbox
-from .backends.local import LocalBackend
+from .backends.local import IsolationWarning, LocalBackend
 from .errors import (
     AgentNotFoundError,
     BackendUnavailableError,
@@ -61,6 +61,7 @@ __all__ = [
     "EventType",
     "ExecutionHandle",
     "Invocation",
+    "IsolationWarning",
     "LocalBackend",
     "OutputParser",
     "ParallelCCError",

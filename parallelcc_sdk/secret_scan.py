@@ -7,11 +7,14 @@ the ones that hold a secret (``TaskResult.secrets_in_changes``), never the secre
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .workspace import CHANGED_FILES_DIR, PATCH_FILE
+
+logger = logging.getLogger("parallelcc_sdk")
 
 _CHUNK = 1 << 20
 
@@ -26,11 +29,19 @@ def files_holding_secrets(task_dir: Path, secrets: Iterable[str]) -> tuple[str, 
     needles = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
     if not needles:
         return ()
-    return tuple(
+    found = tuple(
         path.relative_to(task_dir).as_posix()
         for path in _output_files(task_dir)
         if _holds_any(path, needles)
     )
+    if found:
+        # Paths only: the value itself must not reach a log either.
+        logger.warning(
+            "%s: a secret value was written into %s; review before applying or sharing",
+            task_dir.name,
+            ", ".join(found),
+        )
+    return found
 
 
 def _output_files(task_dir: Path) -> Iterator[Path]:

@@ -103,10 +103,12 @@ def _candidates(executable: str, euid: int) -> Iterator[Bubblewrap]:
 def _works(candidate: Bubblewrap) -> bool:
     with tempfile.TemporaryDirectory(prefix=f"{PRIVATE_PREFIX}bwrap-check-") as tmp:
         folder = Path(tmp)
+        # Every kind of mount a task's sandbox uses (--perms needs bubblewrap 0.5).
+        (folder / "hidden").mkdir()
         probe = bubblewrap_argv(
             ["/bin/sh", "-c", "touch ok"],
             bwrap=candidate,
-            plan=MountPlan(writable=[folder]),
+            plan=MountPlan(writable=[folder], hidden=[folder / "hidden"]),
             cwd=folder,
         )
         try:

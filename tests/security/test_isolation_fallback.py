@@ -18,8 +18,7 @@ import pytest
 from support.e2e import local_run_options
 
 import parallelcc_sdk as pcc
-from parallelcc_sdk import TaskStatus
-from parallelcc_sdk.backends.local import IsolationWarning
+from parallelcc_sdk import IsolationWarning, TaskStatus
 
 
 @pytest.fixture
