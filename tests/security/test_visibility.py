@@ -19,7 +19,7 @@ from support.attacks import ATTEMPT, copies, report_of
 from support.e2e import bubblewrap_backend, local_run_options
 
 import parallelcc_sdk as pcc
-from parallelcc_sdk import TaskStatus
+from parallelcc_sdk import TaskResult, TaskStatus
 
 pytestmark = pytest.mark.bwrap
 
@@ -30,6 +30,30 @@ LEAVE_TRACES = (
 )
 # True when some file matching the glob holds another task's work.
 READ_OTHERS = 'cat {glob} | grep -v "of $PARALLELCC_TASK_ID" | grep -q "of task-"'
+
+
+def side_by_side(
+    agent: pcc.Command, repo: Path, out: Path, backend: pcc.LocalBackend
+) -> list[tuple[TaskResult, TaskResult]]:
+    """Runs two tasks at once; each completed one paired with the other."""
+    result = pcc.run(
+        ["one", "two"],
+        agent=agent,
+        max_concurrent=2,
+        **local_run_options(repo, out, backend=backend),
+    )
+    assert [t.status for t in result.tasks] == [TaskStatus.COMPLETED] * 2, result.df.error
+    return list(zip(result.tasks, reversed(result.tasks), strict=True))
+
+
+def sees_itself_not_the_other(
+    listing_file: Path, record: TaskResult, other: TaskResult
+) -> list[str]:
+    """The folder listing a task wrote: its own sandbox is there, the other task's is not."""
+    listing = listing_file.read_text().split()
+    assert (record.sandbox_id or "").removeprefix("local:") in listing
+    assert (other.sandbox_id or "").removeprefix("local:") not in listing
+    return listing
 
 
 def test_a_task_sees_neither_the_run_outputs_nor_other_sandboxes(
@@ -44,23 +68,14 @@ def test_a_task_sees_neither_the_run_outputs_nor_other_sandboxes(
         f"attempt write-outputs 'echo pwned > \"{out}/pwned\"'; "
         f"attempt read-other-workspace '{READ_OTHERS.format(glob='/tmp/parallelcc-*/*/mine.txt')}'"
     )
-    result = pcc.run(
-        ["one", "two"],
-        agent=agent,
-        max_concurrent=2,
-        **local_run_options(pcc_repo, out, backend=bubblewrap_backend()),
-    )
-    assert [t.status for t in result.tasks] == [TaskStatus.COMPLETED] * 2, result.df.error
-    for record, other in zip(result.tasks, reversed(result.tasks), strict=True):
+    for record, other in side_by_side(agent, pcc_repo, out, bubblewrap_backend()):
         assert report_of(record) == {
             "read-other-log": "denied",
             "write-outputs": "denied",
             "read-other-workspace": "denied",
         }
         assert (copies(record) / "outputs-listing.txt").read_text() == ""
-        listing = (copies(record) / "tmp-listing.txt").read_text().split()
-        assert (record.sandbox_id or "").removeprefix("local:") in listing
-        assert (other.sandbox_id or "").removeprefix("local:") not in listing
+        sees_itself_not_the_other(copies(record) / "tmp-listing.txt", record, other)
         # The other task's outputs are intact.
         log = (Path(other.output_path or "") / "execution.log").read_text()
         assert log == f"log line of {other.task_id}\n"
@@ -97,22 +112,13 @@ def test_other_sandboxes_stay_hidden_wherever_they_are_made(
         f"[ \"$d\" = \"$PWD\" ] || echo pwned > \"$d/pwned\"; done; ls \"{place}\"/*/*/pwned'; "
         f"attempt read-host-file 'grep -q \"host file\" \"{place}/host-notes.txt\"'"
     )
-    result = pcc.run(
-        ["one", "two"],
-        agent=agent,
-        max_concurrent=2,
-        **local_run_options(pcc_repo, tmp_path / "results", backend=backend),
-    )
-    assert [t.status for t in result.tasks] == [TaskStatus.COMPLETED] * 2, result.df.error
-    for record, other in zip(result.tasks, reversed(result.tasks), strict=True):
+    for record, other in side_by_side(agent, pcc_repo, tmp_path / "results", backend):
         assert report_of(record) == {
             "read-other-workspace": "denied",
             "write-other-workspace": "denied",
             "read-host-file": "done",
         }
-        listing = (copies(record) / "listing.txt").read_text().split()
-        assert (record.sandbox_id or "").removeprefix("local:") in listing
-        assert (other.sandbox_id or "").removeprefix("local:") not in listing
+        listing = sees_itself_not_the_other(copies(record) / "listing.txt", record, other)
         assert "host-notes.txt" in listing
         assert "pwned" not in json.dumps(record.changed_paths)
     repo_untouched()
