@@ -133,7 +133,7 @@ def bubblewrap_argv(
     """
     argv = [bwrap.executable, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     argv += ["--tmpfs", str(HOST_TMP), "--tmpfs", "/dev/shm", *_public_entries(HOST_TMP)]
-    parents = [p for p in _unique(plan.sandbox_parents) if p != HOST_TMP and p.is_dir()]
+    parents = [p for p in _unique(plan.sandbox_parents) if p != HOST_TMP and os.path.isdir(p)]
     for parent in parents:
         argv += ["--perms", _HIDDEN_MODE, "--tmpfs", str(parent), *_public_entries(parent)]
     hidden = [p for p in _unique(plan.hidden) if p not in (Path("/"), HOST_TMP)]
@@ -170,9 +170,10 @@ def _hide(paths: Sequence[Path]) -> list[str]:
     argv: list[str] = []
     # Parents first, so that hiding a parent does not undo hiding its child.
     for path in sorted(paths, key=lambda p: len(p.parts)):
-        if path.is_dir():
+        # os.path: a path this user may not even look at is simply not there.
+        if os.path.isdir(path):
             argv += ["--perms", _HIDDEN_MODE, "--tmpfs", str(path)]
-        elif path.exists():
+        elif os.path.exists(path):
             argv += ["--ro-bind", os.devnull, str(path)]
     return argv
 

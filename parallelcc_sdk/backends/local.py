@@ -19,7 +19,14 @@ from ..workspace import collect_changes, create_workspace
 from ._cgroup import Cgroup
 from ._process import SANDBOX_MARKER, kill_marked, run_streaming
 from .base import Backend, LineHandler, Sandbox, SandboxSpec
-from .isolation import PRIVATE_PREFIX, Bubblewrap, MountPlan, bubblewrap_argv, find_bubblewrap
+from .isolation import (
+    BWRAP,
+    PRIVATE_PREFIX,
+    Bubblewrap,
+    MountPlan,
+    bubblewrap_argv,
+    find_bubblewrap,
+)
 from .visibility import checked_paths, default_hidden, executable_toolchain, toolchains
 
 Isolation = Literal["auto", "bubblewrap", "none"]
@@ -142,7 +149,7 @@ class LocalBackend(Backend):
 
 def _warn_fallback() -> None:
     # Once per process and bubblewrap install: the isolation in force is also in every record.
-    executable = shutil.which("bwrap")
+    executable = shutil.which(BWRAP)
     if executable in _warned_fallbacks:
         return
     _warned_fallbacks.add(executable)

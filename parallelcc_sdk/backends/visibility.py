@@ -91,7 +91,7 @@ def tool_folders(places: Iterable[Path], hidden: Sequence[Path]) -> tuple[Path, 
                 if path != folder and path.is_relative_to(folder):
                     found.append(folder / path.relative_to(folder).parts[0])
     # Not resolved: a tool folder that is a link must still be found at its own path.
-    return tuple(dict.fromkeys(p for p in found if p.exists()))
+    return tuple(dict.fromkeys(p for p in found if os.path.exists(p)))
 
 
 def checked_paths(option: str, paths: object) -> tuple[Path, ...]:
@@ -125,6 +125,7 @@ def _existing(paths: Iterable[Path]) -> tuple[Path, ...]:
     out: list[Path] = []
     for path in paths:
         resolved = _resolved(path)
-        if resolved.exists() and resolved not in out:
+        # os.path: a path this user may not even look at is simply not there.
+        if os.path.exists(resolved) and resolved not in out:
             out.append(resolved)
     return tuple(out)

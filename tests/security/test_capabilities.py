@@ -8,17 +8,21 @@ run as root).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import site
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.attacks import ATTEMPT, copies, report_of
-from support.e2e import bubblewrap_backend, local_run_options
+from support.attacks import ATTEMPT, copies, report_of, verdicts_in
+from support.e2e import bubblewrap_backend, diff_states, local_run_options, tree_state
+from support.gitrepo import make_repo
 
 import parallelcc_sdk as pcc
 from parallelcc_sdk import TaskStatus
@@ -157,8 +161,7 @@ def test_as_a_normal_user_the_sandbox_holds_too(unprivileged_area: Path) -> None
     done = subprocess.run(as_unprivileged(argv), capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr.decode()
     assert (workspace / "capeff.txt").read_text().strip() == NO_CAPABILITIES
-    lines = (workspace / "report.txt").read_text().splitlines()
-    verdicts = dict(line.split(" ", 1) for line in lines)
+    verdicts = verdicts_in(workspace)
     assert verdicts == {
         "remount-root": "denied",
         "write-own-files": "denied",
@@ -169,3 +172,72 @@ def test_as_a_normal_user_the_sandbox_holds_too(unprivileged_area: Path) -> None
     }
     assert list(own_files.iterdir()) == []
     assert sorted(p.name for p in other.iterdir()) == ["theirs.txt"]
+
+
+def unprivileged_python(env: dict[str, str]) -> str | None:
+    """A Python that ``nobody`` can run with this SDK and its dependencies importable."""
+    candidates = [sys.executable, shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")]
+    for python in dict.fromkeys(c for c in candidates if c):
+        probe = as_unprivileged([python, "-c", "import parallelcc_sdk, pandas, yaml"])
+        if subprocess.run(probe, env=env, capture_output=True, check=False).returncode == 0:
+            return python
+    return None
+
+
+def test_a_whole_run_as_a_normal_user_is_sandboxed_the_same_way(unprivileged_area: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the other tests of this file already run as this normal user")
+    assert find_bubblewrap() is not None, "bubblewrap does not work here"
+    area = unprivileged_area
+    home = area / "home"
+    repo = make_repo(area / "repo", {"README.md": "# demo\n"})
+    (home / ".npmrc").parent.mkdir()
+    (home / ".npmrc").write_text("//registry.npmjs.org/:_authToken=npm_secret_token_1234\n")
+    (home / ".npmrc").chmod(0o600)
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(area)], check=True)
+    before = tree_state(repo)
+    sdk_root = Path(pcc.__file__).resolve().parent.parent
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "PYTHONPATH": os.pathsep.join([str(sdk_root), *site.getsitepackages()]),
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    python = unprivileged_python(env)
+    if python is None:
+        pytest.skip("no Python here that an unprivileged user can run with the SDK importable")
+    targets = {
+        "repo": repo / "pwned",
+        "repo-file": repo / "README.md",
+        "home": home / "pwned",
+        "etc": Path("/etc") / f"pcc-probe-{uuid.uuid4().hex}",
+    }
+    attack = privileged_attacks(targets) + f"attempt read-npmrc 'cat \"{home}/.npmrc\"'"
+    script = (
+        "import json, sys, parallelcc_sdk as pcc\n"
+        "r = pcc.run(['attack'], repo=sys.argv[1], output_dir=sys.argv[2], progress='off',\n"
+        "            backend=pcc.LocalBackend(isolation='bubblewrap'),\n"
+        "            agent=pcc.Command(sys.argv[3]))\n"
+        "t = r.tasks[0]\n"
+        "print(json.dumps({'status': t.status.value, 'error': t.error, 'path': t.output_path,\n"
+        "                  'isolation': t.isolation}))\n"
+    )
+    try:
+        done = subprocess.run(
+            as_unprivileged([python, "-c", script, str(repo), str(area / "results"), attack]),
+            env=env, capture_output=True, timeout=120, check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        record = json.loads(done.stdout.decode().splitlines()[-1])
+        assert (record["status"], record["error"], record["isolation"]) == (
+            "completed", None, "bubblewrap"
+        )
+        changed = Path(record["path"]) / "changed-files"
+        assert (changed / "capeff.txt").read_text().strip() == NO_CAPABILITIES
+        assert (changed / "uid.txt").read_text().strip() == str(NOBODY)
+        verdicts = verdicts_in(changed)
+        assert set(verdicts.values()) == {"denied"}, verdicts
+        assert diff_states(before, tree_state(repo)) == []
+        assert not (home / "pwned").exists()
+    finally:
+        targets["etc"].unlink(missing_ok=True)

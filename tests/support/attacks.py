@@ -25,5 +25,10 @@ def copies(record: TaskResult) -> Path:
 
 def report_of(record: TaskResult) -> dict[str, str]:
     """The ``attempt`` verdicts a task wrote, by name."""
-    lines = (copies(record) / "report.txt").read_text().splitlines()
+    return verdicts_in(copies(record))
+
+
+def verdicts_in(folder: Path) -> dict[str, str]:
+    """The ``attempt`` verdicts written into ``folder/report.txt``, by name."""
+    lines = (folder / "report.txt").read_text().splitlines()
     return dict(line.split(" ", 1) for line in lines)
