@@ -217,3 +217,37 @@ def test_bad_hide_and_expose_values_are_one_sentence_errors() -> None:
         pcc.LocalBackend(hide="/opt/data")  # type: ignore[arg-type]
     with pytest.raises(pcc.ValidationError, match=r"expose=\.\.\.\) holds 3"):
         pcc.LocalBackend(expose=[3])  # type: ignore[list-item]
+
+
+def test_a_task_reads_its_own_runs_snapshot_but_not_another_runs(
+    tmp_path: Path, pcc_repo: Path, repo_untouched: Callable[[], None]
+) -> None:
+    # What a run that is still going (or died) keeps in its scratch folder, beside this run's.
+    place = tmp_path / "sandboxes"
+    other_run = place / "parallelcc-run.another-run.ab12"
+    (other_run / "snapshot.git").mkdir(parents=True)
+    (other_run / "snapshot.git" / "secret.txt").write_text("work of task-x\n")
+    backend = pcc.LocalBackend(isolation="bubblewrap", work_dir=place)
+    bubblewrap_backend()  # fails loudly where bubblewrap is missing
+    agent = pcc.Command(
+        ATTEMPT
+        + f'ls -A "{place}" > listing.txt; '
+        # The workspace borrows the run's snapshot objects: git must be able to read them.
+        "attempt read-own-snapshot 'git cat-file -e refs/parallelcc/base^{commit}'; "
+        f"attempt read-other-run 'cat \"{other_run}/snapshot.git/secret.txt\"'; "
+        f"attempt write-own-snapshot 'for d in \"{place}\"/parallelcc-run.*/snapshot.git; do "
+        'touch "$d/objects/pwned" && exit 0; done; exit 1\''
+    )
+    result = pcc.run(["one"], agent=agent, **local_run_options(pcc_repo, tmp_path / "out",
+                                                              backend=backend))
+    record = result.tasks[0]
+    assert record.status is TaskStatus.COMPLETED, record.error
+    assert report_of(record) == {
+        "read-own-snapshot": "done",
+        "read-other-run": "denied",
+        "write-own-snapshot": "denied",
+    }
+    listing = (copies(record) / "listing.txt").read_text().split()
+    assert other_run.name not in listing
+    assert any(name.startswith(f"parallelcc-run.{result.run_id}.") for name in listing)
+    repo_untouched()
