@@ -14,6 +14,7 @@ from support.cli import Cli, task_args
 from support.e2e import wait_for
 
 import parallelcc_sdk as pcc
+from parallelcc_sdk.runfolder import read_journal
 
 FOUR = task_args(["alpha", "beta", "gamma", "delta"])
 
@@ -21,10 +22,10 @@ FOUR = task_args(["alpha", "beta", "gamma", "delta"])
 def running_tasks(run_dir: Path) -> int:
     """Tasks whose sandbox is open, as the run's journal says."""
     try:
-        journal = json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
+        tasks = read_journal(run_dir).tasks
+    except pcc.ParallelCCError:  # not written yet
         return 0
-    return sum(1 for t in journal["tasks"] if t["status"] == "running" and t.get("sandbox_id"))
+    return sum(1 for t in tasks if t.status is pcc.TaskStatus.RUNNING and t.sandbox_id)
 
 
 def start_and_wait_running(
@@ -99,22 +100,26 @@ def test_show_and_ls_read_a_killed_run(cli: Cli) -> None:
     assert finished.returncode == 0
     killed = kill_9_run(cli)
 
+    # Its process is gone: the run reads as interrupted, and no task as still going.
     shown = cli.run("show", str(killed))
     assert shown.returncode == 0, shown.stderr
-    assert f"Run {killed.name} running: 4 tasks" in shown.stdout
+    assert f"Run {killed.name} interrupted: 4 tasks" in shown.stdout
     assert "not written" in shown.stdout  # the report: the run never got to write it
     for n in range(1, 5):
         assert f"task-{n}" in shown.stdout
     as_json = json.loads(cli.run("show", str(killed), "--json").stdout)
-    assert as_json["state"] == "running"
-    assert [t["status"] for t in as_json["tasks"]] == ["running", "running", "pending", "pending"]
+    assert as_json["state"] == "interrupted"
+    assert [t["status"] for t in as_json["tasks"]] == ["cancelled"] * 4
+    # The two that were running say so, unlike the two that never started.
+    errors = [t["error"] for t in as_json["tasks"]]
+    assert errors[0] == errors[1] != errors[2] == errors[3]
     assert as_json["reportPath"] is None
 
     listed = cli.run("ls", str(cli.output_dir))
     assert listed.returncode == 0, listed.stderr
     rows = [line for line in listed.stdout.splitlines() if line.strip()]
     assert rows[0].split()[:2] == ["run", "created"]
-    assert rows[1].startswith(killed.name) and " running " in rows[1]  # newest first
+    assert rows[1].startswith(killed.name) and " interrupted " in rows[1]  # newest first
     finished_dir = next(d for d in cli.run_dirs() if d != killed)
     assert rows[2].startswith(finished_dir.name) and " finished " in rows[2]
 

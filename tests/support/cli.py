@@ -5,7 +5,6 @@ leaves behind can be found."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from support.e2e import SANDBOX_MARKER, marked_processes
+
+from parallelcc_sdk.runfolder import read_journal
 
 # Installed next to the interpreter that runs the tests (a virtualenv's bin/), as pip puts it.
 PARALLELCC = Path(sys.executable).with_name("parallelcc")
@@ -90,8 +91,7 @@ class Cli:
 
     def leftovers(self, run_dir: Path) -> tuple[list[int], list[str]]:
         """Live processes of the run's sandboxes, and sandbox folders still in TMPDIR."""
-        journal = json.loads((run_dir / "run.json").read_text())
-        sandboxes = [t["sandbox_id"] for t in journal["tasks"] if t.get("sandbox_id")]
+        sandboxes = [t.sandbox_id for t in read_journal(run_dir).tasks if t.sandbox_id]
         folders = sorted(p.name for p in self.tmp.iterdir() if p.name.startswith("parallelcc-"))
         return marked_processes(sandboxes), folders
 
