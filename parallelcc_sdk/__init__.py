@@ -16,7 +16,7 @@ from .agents.command import Command
 from .api import run, run_async, submit
 from .backends.base import Backend, PreparedRun, RunSpec, Sandbox, SandboxSpec
 from .backends.lines import LineSplitter
-from .backends.local import LocalBackend
+from .backends.local import IsolationWarning, LocalBackend
 from .cleanup import cleanup, cleanup_async
 from .collection import collect_command, unpack_changes
 from .contract import (
@@ -84,6 +84,7 @@ __all__ = [
     "ExecutionHandle",
     "GitError",
     "Invocation",
+    "IsolationWarning",
     "LineHandler",
     "LineSplitter",
     "LocalBackend",

@@ -11,7 +11,7 @@ from typing import Any
 from .agents.base import Agent
 from .backends.base import Backend
 from .engine import Engine, RunConfig
-from .errors import ValidationError
+from .errors import BackendUnavailableError, ValidationError
 from .events import Event
 from .handle import ExecutionHandle, Listener
 from .results import RunResult
@@ -61,13 +61,19 @@ def submit(
         optional_positive_float(f"timeout of task {task.task_id}", task.timeout)
     config.backend.validate()
     config.agent.validate(on_host=config.backend.runs_on_host)
+    _check_isolation(config.backend, config.agent)
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ValidationError(
             f"output_dir {str(output_dir)!r} is a file; pass a folder (it is created if missing)."
         )
-
-    run_id, run_dir = create_run_dir(out.resolve())
+    try:
+        run_id, run_dir = create_run_dir(out.resolve())
+    except OSError as exc:
+        raise ValidationError(
+            f"output_dir {str(output_dir)!r} cannot be written ({exc.strerror or exc}); pass a "
+            "folder you can write to."
+        ) from exc
     handle: ExecutionHandle
 
     def emit(event: Event) -> None:
@@ -146,6 +152,21 @@ def resolve_agent(agent: str | Agent) -> Agent:
     )
 
 
+def _check_isolation(backend: Backend, agent: Agent) -> None:
+    """An agent that edits unattended runs unsandboxed only when the user chose that."""
+    if (
+        agent.edits_unattended
+        and backend.isolation_in_force == "none"
+        and not backend.isolation_declined
+    ):
+        raise BackendUnavailableError(
+            f"the agent {agent.name!r} edits files and runs commands unattended, and no sandbox "
+            "works here (bubblewrap is missing or broken), so its tasks would have full access "
+            "to this machine; install a working bubblewrap (`apt-get install bubblewrap`), or "
+            "pass backend=pcc.LocalBackend(isolation='none') to run them unsandboxed on purpose."
+        )
+
+
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(f"{name}={value!r} must be True or False.")
@@ -153,9 +174,15 @@ def _flag(name: str, value: Any) -> bool:
 
 
 def _non_negative_float(name: str, value: Any) -> float:
-    if value == 0:
+    if value == 0 and not isinstance(value, bool):
         return 0.0
-    result = optional_positive_float(name, value)
+    try:
+        result = optional_positive_float(name, value)
+    except ValidationError:
+        result = None
     if result is None:
-        raise ValidationError(f"{name} must be a number of seconds ≥ 0, not None.")
+        raise ValidationError(
+            f"{name} must be a number of seconds of 0 or more, got {value!r:.60}; "
+            f"pass for example {name}=2, or {name}=0 to retry at once."
+        )
     return result

@@ -22,6 +22,7 @@ from .errors import ChangeCollectionError, TransientBackendError
 from .events import Phase
 from .models import Task, TaskStatus
 from .redaction import Redactor, secret_values
+from .secret_scan import files_holding_secrets
 
 __all__ = ["AttemptListener", "AttemptOutcome", "AttemptRunner"]
 
@@ -38,6 +39,8 @@ class AttemptOutcome:
     metrics: AgentMetrics = field(default_factory=AgentMetrics)
     changes: ChangeStats | None = None
     """``None`` when the changes were not collected (no sandbox ran, or collecting failed)."""
+    secrets_in_changes: tuple[str, ...] = ()
+    """Collected output files that hold a value the SDK knows is secret."""
     transient: bool = False
     """True when trying again in a fresh sandbox may succeed."""
 
@@ -51,6 +54,7 @@ class AttemptOutcome:
         }
         if self.changes is not None:
             fields.update(self.changes.record_fields())
+            fields["secrets_in_changes"] = self.secrets_in_changes
         return fields
 
 
@@ -96,7 +100,7 @@ class AttemptRunner:
                 listener.sandbox_opened(sandbox)
                 outcome, prepared = await self._prepare_and_execute(task, spec, sandbox, listener)
                 if prepared:
-                    outcome = await self._collect(sandbox, spec, outcome, listener)
+                    outcome = await self._collect(task, sandbox, spec, outcome, listener)
                 listener.phase(Phase.CLOSING)
         except asyncio.CancelledError:
             # Cancelled while closing: the sandbox is closed all the same (see Sandbox.__aexit__).
@@ -168,6 +172,7 @@ class AttemptRunner:
 
     async def _collect(
         self,
+        task: Task,
         sandbox: Sandbox,
         spec: SandboxSpec,
         outcome: AttemptOutcome,
@@ -177,6 +182,9 @@ class AttemptRunner:
         listener.phase(Phase.COLLECTING)
         try:
             changes = await sandbox.collect(spec.task_dir)
+            # Flagged, never altered: a patch with a value masked would no longer apply.
+            secrets = (*self.redactor.values, *secret_values(task.env))
+            flagged = await asyncio.to_thread(files_holding_secrets, spec.task_dir, secrets)
         except asyncio.CancelledError:
             _uncancel()
             problem = f"cancelled while collecting its changes ({listener.cancel_reason()})"
@@ -191,7 +199,7 @@ class AttemptRunner:
             completed = outcome.status is TaskStatus.COMPLETED
             retry = completed and isinstance(exc, TransientBackendError)
             return dataclasses.replace(degraded, transient=degraded.transient or retry)
-        return dataclasses.replace(outcome, changes=changes)
+        return dataclasses.replace(outcome, changes=changes, secrets_in_changes=flagged)
 
     def _cancelled(self, listener: AttemptListener) -> AttemptOutcome:
         return AttemptOutcome(TaskStatus.CANCELLED, error=listener.cancel_reason())

@@ -299,7 +299,11 @@ class Engine:
 
     def _on_sandbox(self, task_id: str, sandbox: Sandbox) -> None:
         self._update(
-            task_id, None, sandbox_id=sandbox.sandbox_id, sandbox_info=dict(sandbox.describe())
+            task_id,
+            None,
+            sandbox_id=sandbox.sandbox_id,
+            sandbox_info=dict(sandbox.describe()),
+            isolation=sandbox.isolation,
         )
         self.journal.update(self.results[task_id])
 

@@ -111,10 +111,15 @@ class TaskResult:
     sandbox_info: Mapping[str, Any] = field(default_factory=dict)
     """Where the sandbox lives (a folder, a remote id...), as its ``describe()`` says."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    isolation: str | None = None
+    """What isolated the task from the machine (``"bubblewrap"``, ``"none"``, ...)."""
+    secrets_in_changes: tuple[str, ...] = ()
+    """Output files (relative to the task's folder) that hold a value the SDK knows is secret;
+    the files are left as they are, so the patch still applies."""
 
     def __post_init__(self) -> None:
         # Records read back from JSON carry lists; a record compares equal however it was made.
-        for name in ("changed_paths", "deleted_paths"):
+        for name in ("changed_paths", "deleted_paths", "secrets_in_changes"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value or ()))

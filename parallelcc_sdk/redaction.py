@@ -52,6 +52,11 @@ class Redactor:
         # Longest first, so a secret that contains another is masked whole.
         self._values = sorted(values, key=len, reverse=True)
 
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The exact values masked (the patterns aside), longest first."""
+        return tuple(self._values)
+
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:
         merged = Redactor(include_environment=False)
         merged._values = sorted(

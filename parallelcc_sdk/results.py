@@ -63,6 +63,7 @@ _DTYPE_NAMES: dict[str, str] = {
     "session_id": "string",
     "phase": "string",
     "last_output": "string",
+    "isolation": "string",
 }
 
 COLUMNS: list[str] = list(_DTYPE_NAMES)

@@ -473,6 +473,12 @@ def _checked_prompt(prompt: object, where: str) -> str:
         raise ValidationError(
             f"{where} has an empty prompt; give every task some text, or remove it."
         )
+    if "\0" in prompt:
+        # A command's environment and arguments cannot hold one, so the task could only fail.
+        raise ValidationError(
+            f"{where} has a prompt with a NUL character (\\0) at position "
+            f"{prompt.index(chr(0))}; remove it."
+        )
     return str(prompt)
 
 

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -451,6 +452,13 @@ _INVALID: dict[str, tuple[dict[str, Any], type[pcc.ParallelCCError], list[str]]]
     "bad per-task timeout": (
         {"tasks": [Task("a", timeout=0)]}, pcc.ValidationError, ["timeout", "task 1"]
     ),
+    "NUL in a prompt": ({"tasks": ["a\0b"]}, pcc.ValidationError, ["task 1", "NUL"]),
+    "negative retry backoff": (
+        {"retry_backoff_s": -1}, pcc.ValidationError, ["retry_backoff_s", "-1", "0 or more"]
+    ),
+    "retry backoff None": (
+        {"retry_backoff_s": None}, pcc.ValidationError, ["retry_backoff_s", "None", "=0"]
+    ),
 }
 
 
@@ -482,6 +490,52 @@ def test_bad_input_is_rejected_before_anything_starts(
     assert isinstance(info.value, pcc.ParallelCCError)
     assert list(out.iterdir()) == [], "a run folder was created for bad input"
     assert started == []
+
+
+@pytest.mark.parametrize("value", [-1, None, "soon", float("nan"), True])
+def test_the_retry_backoff_error_suggests_only_values_that_are_accepted(
+    value: Any, pcc_opts: dict[str, Any]
+) -> None:
+    with pytest.raises(pcc.ValidationError) as info:
+        pcc.submit(["x"], agent=pcc.Command("true"), retry_backoff_s=value, **pcc_opts)
+    message = str(info.value)
+    assert "retry_backoff_s=2" in message and "retry_backoff_s=0" in message
+    assert "retry_backoff_s=None" not in message and "or None" not in message
+
+
+def test_an_output_dir_that_cannot_be_written_is_one_sentence(
+    pcc_opts: dict[str, Any], unwritable_folder: Path
+) -> None:
+    before = sorted(unwritable_folder.iterdir())
+    for output_dir in (unwritable_folder, unwritable_folder / "results"):
+        with pytest.raises(pcc.ValidationError) as info:
+            pcc.run(["x"], agent=pcc.Command("true"), **{**pcc_opts, "output_dir": output_dir})
+        message = str(info.value)
+        assert message.startswith(f"output_dir {str(output_dir)!r} cannot be written (")
+        assert message.endswith("; pass a folder you can write to.") and "\n" not in message
+    assert sorted(unwritable_folder.iterdir()) == before
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot write to: read-only by its permissions, or, as root (who
+    ignores permissions), a read-only mount; where root cannot mount, /sys, which refuses new
+    folders to anyone."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "ro", "pcc-read-only", str(folder)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode != 0:
+        yield Path("/sys")
+        return
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_the_same_input_with_good_values_runs(pcc_opts: dict[str, Any], tmp_path: Path) -> None:

@@ -190,7 +190,14 @@ def test_bubblewrap_isolation_is_recorded_in_run_json(tmp_path: Path, pcc_repo: 
         **local_run_options(pcc_repo, tmp_path / "results", backend=bubblewrap_backend()),
     )
     config = json.loads((result.run_dir / "run.json").read_text())["config"]
-    assert config["backend"] == {"name": "local", "isolation": "bubblewrap", "bubblewrap": True}
+    backend = config["backend"]
+    assert {k: backend[k] for k in ("name", "isolation", "isolation_in_force", "bubblewrap")} == {
+        "name": "local", "isolation": "bubblewrap", "isolation_in_force": "bubblewrap",
+        "bubblewrap": True,
+    }
+    assert backend["sandbox_user"].endswith("without capabilities")
+    assert "/root" in backend["hidden"]
+    assert result.tasks[0].isolation == "bubblewrap"
 
 
 @pytest.mark.bwrap

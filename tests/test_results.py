@@ -49,6 +49,7 @@ EXPECTED_DTYPES = {
     "session_id": "string",
     "phase": "string",
     "last_output": "string",
+    "isolation": "string",
 }
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from support.gitrepo import git
 
 import parallelcc_sdk as pcc
 from parallelcc_sdk import RunStatus, TaskStatus
+from parallelcc_sdk.backends._cgroup import own_cgroup
 from parallelcc_sdk.runfolder import read_journal
 from parallelcc_sdk.runfolder.codec import task_result_from_json
 from parallelcc_sdk.runfolder.reader import INTERRUPTED_PENDING_ERROR, INTERRUPTED_RUNNING_ERROR
@@ -130,6 +132,19 @@ def test_a_run_killed_with_sigkill_loads_with_every_task_s_last_known_state(
     assert mark_interrupted(info.run_dir) is True
     assert pcc.load_run(info.run_dir).tasks == loaded.tasks
     assert json.loads((info.run_dir / "run.json").read_text())["state"] == "interrupted"
+
+    # What the killed run left (its last sandboxes' folders and cgroups, its snapshot) goes.
+    pcc.cleanup(info.run_dir)
+    assert leftovers_of(info.run_id) == []
+
+
+def leftovers_of(run_id: str) -> list[Path]:
+    """Folders and cgroups of the run's sandboxes and its scratch folder, where it made them."""
+    found = list(Path(tempfile.gettempdir()).glob(f"parallelcc-*.{run_id}.*"))
+    cgroups = own_cgroup()
+    if cgroups is not None:
+        found += cgroups.glob(f"parallelcc-*.{run_id}.*")
+    return found
 
 
 def test_results_inside_the_repository_never_show_in_git_status(

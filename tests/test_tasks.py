@@ -133,6 +133,16 @@ def test_an_empty_prompt_names_its_position(prompt: str) -> None:
         load_tasks(["a", "b", prompt])
 
 
+def test_a_prompt_with_a_nul_character_is_rejected_up_front(tmp_path: Path) -> None:
+    # No command's environment can hold it: the task could only fail once started.
+    with pytest.raises(ValidationError, match=r"^task 2 has a prompt with a NUL character "
+                                              r"\(\\0\) at position 3; remove it\.$"):
+        load_tasks(["fine", "bad\0prompt"])
+    (tmp_path / "tasks.jsonl").write_text('{"prompt": "ok"}\n{"prompt": "x\\u0000y"}\n')
+    with pytest.raises(ValidationError, match=r"tasks.jsonl line 2\) has a prompt with a NUL"):
+        load_tasks(tmp_path / "tasks.jsonl")
+
+
 @pytest.mark.parametrize(("timeout", "expected"), [(5, 5.0), ("90", 90.0), (None, None)])
 def test_task_timeouts_are_checked_and_made_floats(timeout: Any, expected: float | None) -> None:
     [loaded] = load_tasks([Task("a", timeout=timeout)])

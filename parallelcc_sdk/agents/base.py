@@ -93,6 +93,13 @@ class Agent(ABC):
         """Secret values this agent knows about, redacted everywhere (see ``redaction``)."""
         return ()
 
+    @property
+    def edits_unattended(self) -> bool:
+        """True when the agent, as configured, changes files and runs commands without asking
+        anyone (an AI agent with every permission). Such an agent is not run without a sandbox
+        unless the user declines isolation explicitly."""
+        return False
+
     def describe(self) -> Mapping[str, Any]:
         """The agent's configuration for ``run.json``; never includes secrets."""
         return {"name": self.name}

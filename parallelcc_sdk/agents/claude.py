@@ -208,6 +208,12 @@ class ClaudeCode(Agent):
         unused = {source[var] for _, var in _TOKEN_VARS if source.get(var)}
         return {*creds.secrets, *unused, *secret_values(self.env)}
 
+    @property
+    def edits_unattended(self) -> bool:
+        # Only this mode lets the model run any command with no one asked; the others either ask
+        # (and, headless, refuse) or are limited to edits in the workspace.
+        return self.permission_mode == "bypassPermissions"
+
     def describe(self) -> Mapping[str, Any]:
         return {
             "name": self.name,

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..models import Task, TaskStatus
+from ..redaction import secret_values
 from .base import Agent, AgentContext, AgentOutcome, Invocation, OutputParser, Progress, Stream
 
 # Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN); beyond that the prompt
@@ -45,6 +46,9 @@ class Command(Agent):
 
     def parser(self, task: Task) -> OutputParser:
         return _ExitCodeParser()
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(sorted(set(secret_values(self.env))))
 
     def describe(self) -> Mapping[str, Any]:
         return {"name": self.name, "command": self.command, "shell": self.shell}

@@ -1,4 +1,9 @@
-"""Running one command on this machine: streamed lines, and a kill that leaves no process behind."""
+"""Running one command on this machine: streamed lines, and a kill that leaves no process behind.
+
+A command is over when its main process exits, even if something it started in the background
+still holds its output open (``setsid daemon &``): whatever is left is killed then, and reading
+stops once the output is drained.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from ..contract import LineHandler, Stream
 from .lines import LineSplitter
@@ -21,7 +27,9 @@ SANDBOX_MARKER = "PARALLELCC_SANDBOX_ID"
 # from sandboxes of a run that is still going.
 OWNER_MARKER = "PARALLELCC_SANDBOX_OWNER"
 _KILL_GRACE_S = 2.0
-_READ_CHUNK = 64 * 1024
+_DRAIN_S = 2.0
+"""After the command exits and its leftovers are killed, how long the output may take to end."""
+_STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 
 
 async def run_streaming(
@@ -31,38 +39,57 @@ async def run_streaming(
     env: Mapping[str, str],
     stdin: bytes,
     on_line: LineHandler,
+    kill_leftovers: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Runs ``argv`` in its own session, feeding ``stdin`` and reporting each output line.
 
-    Lines of any length are supported (agent events can be megabytes). On cancellation the whole
-    process group gets SIGTERM, then SIGKILL after a grace period, before ``CancelledError``
-    propagates.
+    Lines of any length are supported (agent events can be megabytes). Once the main process has
+    exited, its process group and ``kill_leftovers`` (the sandbox's other ways of finding its
+    processes) are killed, so nothing it started outlives it. On cancellation, or when
+    ``on_line`` raises, the process group gets SIGTERM, then SIGKILL after a grace period, before
+    the exception propagates.
     """
-    proc = await _start(argv, cwd=cwd, env=env)
-    assert proc.stdin and proc.stdout and proc.stderr
+    transport, protocol = await _start(argv, cwd=cwd, env=env, on_line=on_line)
+    pid = transport.get_pid()
     try:
-        await asyncio.gather(
-            _feed(proc.stdin, stdin),
-            _pump(proc.stdout, "stdout", on_line),
-            _pump(proc.stderr, "stderr", on_line),
-        )
-        return await proc.wait()
+        _feed(transport, stdin)
+        await asyncio.wait([protocol.exited, protocol.failed], return_when=asyncio.FIRST_COMPLETED)
+        protocol.raise_failure()
+        # The command is over: what it left running goes now, which also closes the output
+        # pipes it kept open.
+        _signal_group(pid, signal.SIGKILL)
+        if kill_leftovers is not None:
+            await kill_leftovers()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(protocol.output_closed), _DRAIN_S)
+        protocol.raise_failure()
+        code = transport.get_returncode()
+        assert code is not None
+        return code
     except BaseException:
-        await terminate_group(proc)
+        await _terminate(pid, protocol)
+        if kill_leftovers is not None:
+            # Also when cancelled again meanwhile: nothing may stay behind.
+            await asyncio.shield(kill_leftovers())
         raise
+    finally:
+        transport.close()
 
 
 async def _start(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]
-) -> asyncio.subprocess.Process:
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], on_line: LineHandler
+) -> tuple[asyncio.SubprocessTransport, _LineProtocol]:
     """Starts the process; a cancellation while it starts waits for it, then kills it.
 
     asyncio cannot be cancelled half-way through starting a process: the child is already
     running while its pipes are being connected, and the cleanup asyncio then does waits for
     pipes that never connect, so the task hangs and the child lives on.
     """
+    loop = asyncio.get_running_loop()
+    protocol = _LineProtocol(on_line, loop)
     starting = asyncio.ensure_future(
-        asyncio.create_subprocess_exec(
+        loop.subprocess_exec(
+            lambda: protocol,
             *argv,
             cwd=cwd,
             env=dict(env),
@@ -73,26 +100,87 @@ async def _start(
         )
     )
     try:
-        return await asyncio.shield(starting)
+        transport, _ = await asyncio.shield(starting)
     except asyncio.CancelledError:
         # A start that failed left nothing to kill; the cancellation goes on either way.
         with contextlib.suppress(Exception):
-            await terminate_group(await starting)
+            started, _ = await starting
+            try:
+                await _terminate(started.get_pid(), protocol)
+            finally:
+                started.close()
         raise
+    return transport, protocol
 
 
-async def terminate_group(proc: asyncio.subprocess.Process) -> None:
+class _LineProtocol(asyncio.SubprocessProtocol):
+    """Splits both output pipes into lines as they arrive; knows when the process exited."""
+
+    def __init__(self, on_line: LineHandler, loop: asyncio.AbstractEventLoop) -> None:
+        self._on_line = on_line
+        self._splitters = {fd: LineSplitter() for fd in _STREAMS}
+        self._open = set(_STREAMS)
+        self._failure: BaseException | None = None
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.output_closed: asyncio.Future[None] = loop.create_future()
+        self.failed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd not in _STREAMS or self._failure is not None:
+            return
+        self._emit(fd, self._splitters[fd].feed(data))
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd not in self._open:
+            return
+        self._open.discard(fd)
+        if self._failure is None:
+            self._emit(fd, self._splitters[fd].finish())
+        if not self._open and not self.output_closed.done():
+            self.output_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _emit(self, fd: int, lines: list[str]) -> None:
+        try:
+            for line in lines:
+                self._on_line(_STREAMS[fd], line)
+        except Exception as exc:  # the caller's handler failed (a full disk): stop the command
+            self._failure = exc
+            if not self.failed.done():
+                self.failed.set_result(None)
+
+
+def _feed(transport: asyncio.SubprocessTransport, data: bytes) -> None:
+    # Buffered by the transport; a command that never reads stdin must not fail the task, and a
+    # broken pipe only closes the stdin transport.
+    pipe = cast(asyncio.WriteTransport | None, transport.get_pipe_transport(0))
+    if pipe is None:
+        return
+    if data:
+        pipe.write(data)
+    pipe.close()
+
+
+async def _terminate(pid: int, protocol: _LineProtocol) -> None:
     """SIGTERM to the process group, SIGKILL after a grace period; waits for the process."""
-    if proc.returncode is None:
-        _signal_group(proc.pid, signal.SIGTERM)
+    if not protocol.exited.done():
+        _signal_group(pid, signal.SIGTERM)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.shield(asyncio.wait_for(proc.wait(), _KILL_GRACE_S))
+            await asyncio.shield(asyncio.wait_for(asyncio.shield(protocol.exited), _KILL_GRACE_S))
     # Children may outlive the leader; the group is killed whether or not the leader is gone.
-    _signal_group(proc.pid, signal.SIGKILL)
-    if proc.returncode is None:
+    _signal_group(pid, signal.SIGKILL)
+    if not protocol.exited.done():
         with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(protocol.exited)
 
 
 def kill_marked(marker_value: str) -> int:
@@ -171,26 +259,3 @@ def _start_time(pid: int) -> str:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
-    # A command that never reads stdin must not fail the task: a broken pipe is fine.
-    try:
-        if data:
-            writer.write(data)
-            await writer.drain()
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    finally:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            writer.close()
-            await writer.wait_closed()
-
-
-async def _pump(reader: asyncio.StreamReader, stream: Stream, on_line: LineHandler) -> None:
-    splitter = LineSplitter()
-    while chunk := await reader.read(_READ_CHUNK):
-        for line in splitter.feed(chunk):
-            on_line(stream, line)
-    for line in splitter.finish():
-        on_line(stream, line)

@@ -101,6 +101,9 @@ class Sandbox(ABC):
     """
 
     sandbox_id: str
+    isolation: str | None = None
+    """What isolates this sandbox's command from the machine running the SDK (``"bubblewrap"``,
+    a remote machine's kind), ``"none"``, or ``None`` when the backend does not say."""
 
     @property
     @abstractmethod
@@ -178,6 +181,17 @@ class Backend(ABC):
     @property
     def runs_on_host(self) -> bool:
         """True when commands run on this machine (so agent executables must exist here)."""
+        return False
+
+    @property
+    def isolation_in_force(self) -> str:
+        """What will isolate tasks from this machine, or ``"none"``: commands that run here are
+        not isolated unless the backend says how."""
+        return "none" if self.runs_on_host else self.name
+
+    @property
+    def isolation_declined(self) -> bool:
+        """True when the user asked for no isolation (not when isolation merely is unavailable)."""
         return False
 
     def scratch_parent(self) -> Path | None:

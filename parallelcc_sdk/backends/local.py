@@ -15,15 +15,18 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from ..collection import ARCHIVE_NAME, collect_command, unpack_changes
 from ..contract import AgentContext, ChangeStats, Invocation, LineHandler
+from ..environment import checked_passthrough, task_environment
 from ..errors import BackendUnavailableError, ChangeCollectionError, ValidationError
 from ..runfolder.reader import read_journal
 from ..workspace import create_workspace
+from ._cgroup import Cgroup, own_cgroup
 from ._process import (
     OWNER_MARKER,
     SANDBOX_MARKER,
@@ -35,10 +38,24 @@ from ._process import (
     run_streaming,
 )
 from .base import Backend, RunSpec, Sandbox, SandboxSpec
-from .isolation import PRIVATE_PREFIX, bubblewrap_argv, bubblewrap_works
+from .isolation import (
+    BWRAP,
+    PRIVATE_PREFIX,
+    Bubblewrap,
+    MountPlan,
+    bubblewrap_argv,
+    find_bubblewrap,
+)
+from .visibility import checked_paths, default_hidden, executable_toolchain, toolchains
 
 Isolation = Literal["auto", "bubblewrap", "none"]
 _ISOLATIONS = ("auto", "bubblewrap", "none")
+_warned_fallbacks: set[str | None] = set()
+
+
+class IsolationWarning(UserWarning):
+    """Tasks will run without a sandbox, though the user did not ask for that."""
+
 
 _RUN_PREFIX = f"{PRIVATE_PREFIX}run."
 _BOX_PREFIX = f"{PRIVATE_PREFIX}box."
@@ -53,10 +70,16 @@ _COLLECT_ERROR_LINES = 5
 class LocalBackend(Backend):
     """Runs each task in its own folder on this machine, as a child process.
 
-    ``isolation="bubblewrap"`` makes the host read-only for the task, which can write only its
-    workspace, a private home and a private /tmp; ``"none"`` runs it as a plain child process;
-    ``"auto"`` (the default) uses bubblewrap when it works here. ``work_dir`` is where workspaces
-    are made (the system temporary folder by default); ``keep_workspaces`` leaves them on disk.
+    ``isolation="bubblewrap"`` runs the task in a bubblewrap sandbox: the host is read-only, the
+    task holds no capability (and, where user namespaces work, is not root even when the SDK
+    is), it can write only its workspace, a private home and a private /tmp, and it cannot see
+    the user's homes, the run's outputs or other sandboxes (see ``visibility`` for the rule;
+    ``hide=`` hides more paths, ``expose=`` makes more readable). ``"none"`` runs it as a plain
+    child process; ``"auto"`` (the default) uses bubblewrap when it works here, and warns once
+    when it does not. ``work_dir`` is where workspaces are made (the system temporary folder by
+    default); ``keep_workspaces`` leaves them on disk. A task's environment holds only an
+    allow-list of this machine's variables (see ``environment``); ``env_passthrough`` names more
+    to let through (``"PIP_*"`` lets through every ``PIP_`` variable).
     """
 
     name = "local"
@@ -67,6 +90,9 @@ class LocalBackend(Backend):
         *,
         work_dir: str | os.PathLike[str] | None = None,
         keep_workspaces: bool = False,
+        hide: Sequence[str | os.PathLike[str]] = (),
+        expose: Sequence[str | os.PathLike[str]] = (),
+        env_passthrough: Sequence[str] = (),
     ) -> None:
         if isolation not in _ISOLATIONS:
             raise ValidationError(
@@ -76,23 +102,39 @@ class LocalBackend(Backend):
         self.isolation: Isolation = isolation
         self.work_dir = Path(work_dir).resolve() if work_dir is not None else None
         self.keep_workspaces = keep_workspaces
+        self.hidden = (*default_hidden(os.environ), *checked_paths("hide", hide))
+        self.exposed = checked_paths("expose", expose)
+        self.env_passthrough = checked_passthrough(env_passthrough)
 
     @property
     def runs_on_host(self) -> bool:
         return True
 
     @property
+    def bubblewrap(self) -> Bubblewrap | None:
+        """The bubblewrap sandbox tasks will run in, or ``None`` when they run unsandboxed."""
+        return None if self.isolation == "none" else find_bubblewrap()
+
+    @property
     def uses_bubblewrap(self) -> bool:
-        if self.isolation == "none":
-            return False
-        return self.isolation == "bubblewrap" or bubblewrap_works()
+        return self.bubblewrap is not None
+
+    @property
+    def isolation_in_force(self) -> str:
+        return "bubblewrap" if self.uses_bubblewrap else "none"
+
+    @property
+    def isolation_declined(self) -> bool:
+        return self.isolation == "none"
 
     def validate(self) -> None:
-        if self.isolation == "bubblewrap" and not bubblewrap_works():
-            raise BackendUnavailableError(
-                "LocalBackend(isolation='bubblewrap') cannot start a sandbox here; install it "
-                "with `apt-get install bubblewrap`, or use isolation='none'."
-            )
+        if self.isolation != "none" and self.bubblewrap is None:
+            if self.isolation == "bubblewrap":
+                raise BackendUnavailableError(
+                    "LocalBackend(isolation='bubblewrap') cannot start a sandbox here; install "
+                    "it with `apt-get install bubblewrap`, or use isolation='none'."
+                )
+            _warn_fallback()
         if self.work_dir is not None and not self.work_dir.is_dir():
             raise ValidationError(
                 f"LocalBackend(work_dir={str(self.work_dir)!r}) is not a folder; create it first."
@@ -110,22 +152,35 @@ class LocalBackend(Backend):
         root = await asyncio.to_thread(
             _owned_dir, self.work_dir, f"{_BOX_PREFIX}{spec.run_id}.{task}.{spec.attempt}."
         )
-        return LocalSandbox(
-            root=root,
-            spec=spec,
-            bubblewrap=self.uses_bubblewrap,
-            keep=self.keep_workspaces,
-        )
+        return LocalSandbox(root=root, spec=spec, backend=self, bubblewrap=self.bubblewrap)
 
     def describe(self) -> Mapping[str, Any]:
+        bwrap = self.bubblewrap
         described: dict[str, Any] = {
             "name": self.name,
             "isolation": self.isolation,
-            "bubblewrap": self.uses_bubblewrap,
+            "isolation_in_force": self.isolation_in_force,
+            "bubblewrap": bwrap is not None,
+            "sandbox_user": bwrap.describe_user() if bwrap is not None else None,
+            # Beside these, a task never sees the run's output folder nor other sandboxes.
+            "hidden": [str(p) for p in self.hidden] if bwrap is not None else [],
+            "exposed": [str(p) for p in self.exposed_for(os.environ.get("PATH", os.defpath))]
+            if bwrap is not None
+            else [],
+            "env_passthrough": list(self.env_passthrough),
         }
         if self.work_dir is not None:
             described["work_dir"] = str(self.work_dir)
         return described
+
+    def exposed_for(self, path_env: str) -> tuple[Path, ...]:
+        """What stays readable inside hidden folders, for a command with this PATH."""
+        return (*toolchains(path_env, self.hidden), *self.exposed)
+
+    def sandbox_parents(self) -> tuple[Path, ...]:
+        """Every folder that holds sandboxes or run snapshots of this SDK."""
+        temp = Path(tempfile.gettempdir()).resolve()
+        return (self.work_dir.resolve(), temp) if self.work_dir is not None else (temp,)
 
     @classmethod
     async def cleanup(cls, run_dir: Path | None = None) -> list[str]:
@@ -140,32 +195,57 @@ class LocalBackend(Backend):
         backend = journal.config.get("backend")
         work_dir = backend.get("work_dir") if isinstance(backend, dict) else None
         parent = Path(work_dir) if isinstance(work_dir, str) else Path(tempfile.gettempdir())
-        return await asyncio.to_thread(_cleanup, journal.run_id, parent)
+        run_over = journal.recorded_state.is_final or journal.process_alive is False
+        return await asyncio.to_thread(_cleanup, journal.run_id, parent, run_over=run_over)
+
+
+def _warn_fallback() -> None:
+    # Once per process and bubblewrap install: the isolation in force is also in every record.
+    executable = shutil.which(BWRAP)
+    if executable in _warned_fallbacks:
+        return
+    _warned_fallbacks.add(executable)
+    why = "is not installed" if executable is None else f"({executable}) cannot start a sandbox"
+    warnings.warn(
+        f"bubblewrap {why}, so LocalBackend(isolation='auto') runs tasks WITHOUT a sandbox, "
+        "with full access to this machine; install a working bubblewrap "
+        "(`apt-get install bubblewrap`), or pass isolation='none' to choose this on purpose.",
+        IsolationWarning,
+        stacklevel=4,
+    )
 
 
 class LocalSandbox(Sandbox):
     """A folder holding ``workspace/``, ``home/`` and ``tmp/`` for one task attempt."""
 
-    def __init__(self, *, root: Path, spec: SandboxSpec, bubblewrap: bool, keep: bool) -> None:
+    def __init__(
+        self, *, root: Path, spec: SandboxSpec, backend: LocalBackend, bubblewrap: Bubblewrap | None
+    ) -> None:
         self.root = root
         self.spec = spec
+        self.backend = backend
         self.bubblewrap = bubblewrap
-        self.keep = keep
+        self.keep = backend.keep_workspaces
         self.sandbox_id = f"{_SANDBOX_ID_PREFIX}{root.name}"
+        self.isolation = "bubblewrap" if bubblewrap is not None else "none"
         self.workspace = root / "workspace"
         self.home = root / "home"
         self.tmp = root / "tmp"
         self._owner = owner_token()
+        self._cgroup: Cgroup | None = None
         self._closed = False
 
     @property
     def context(self) -> AgentContext:
+        # Who the command really runs as: in its own user namespace it is not root, even when
+        # the SDK is.
+        as_root = self.bubblewrap.runs_as_root if self.bubblewrap else os.geteuid() == 0
         return AgentContext(
-            workspace=str(self.workspace), home=str(self.home), runs_as_root=os.geteuid() == 0
+            workspace=str(self.workspace), home=str(self.home), runs_as_root=as_root
         )
 
     def describe(self) -> Mapping[str, Any]:
-        return {"root": str(self.root), "isolation": "bubblewrap" if self.bubblewrap else "none"}
+        return {"root": str(self.root), "isolation": self.isolation}
 
     async def prepare(self) -> None:
         self.home.mkdir()
@@ -174,25 +254,65 @@ class LocalSandbox(Sandbox):
 
     async def exec(self, invocation: Invocation, on_line: LineHandler) -> int:
         await asyncio.to_thread(self._write_files, invocation)
-        env = {
-            **os.environ,
-            **invocation.env,
-            "HOME": str(self.home),
-            "TMPDIR": str(self.tmp),
-            SANDBOX_MARKER: self.sandbox_id,
-            OWNER_MARKER: self._owner,
-        }
+        env = task_environment(
+            os.environ,
+            passthrough=self.backend.env_passthrough,
+            explicit=invocation.env,
+            fixed={
+                "HOME": str(self.home),
+                "TMPDIR": str(self.tmp),
+                SANDBOX_MARKER: self.sandbox_id,
+                OWNER_MARKER: self._owner,
+            },
+        )
         argv: list[str] = list(invocation.argv)
-        if self.bubblewrap:
-            argv = bubblewrap_argv(
-                argv,
+        if self.bubblewrap is not None:
+            plan = await asyncio.to_thread(
+                self._mount_plan,
                 writable=[self.workspace, self.home, self.tmp],
                 # The user's repository is mounted read-only at its own path: under the private
-                # /tmp it would otherwise be an empty, writable folder where writes vanish silently.
+                # /tmp or a hidden home it would otherwise be an empty folder.
                 readable=[self.spec.snapshot.repo, *self.spec.snapshot.object_dirs],
-                cwd=self.workspace,
+                executable=argv[0],
+                path_env=env["PATH"],
             )
+            argv = bubblewrap_argv(argv, bwrap=self.bubblewrap, plan=plan, cwd=self.workspace)
         return await self._run(argv, env=env, stdin=invocation.stdin, on_line=on_line)
+
+    def _mount_plan(
+        self,
+        *,
+        writable: Sequence[Path],
+        readable: Sequence[Path],
+        executable: str,
+        path_env: str,
+    ) -> MountPlan:
+        hidden = self.backend.hidden
+        run_dir = self.spec.run.spec.run_dir
+        return MountPlan(
+            writable=writable,
+            readable=readable,
+            # The run's folder and the output folder that holds it: other tasks' logs and
+            # changes, and other runs. Other sandboxes and runs' scratch folders are hidden by
+            # their name (``sandbox_parents``); what this sandbox needs of its own and of its
+            # run's snapshot is mounted back by ``writable`` and ``readable``.
+            hidden=[*hidden, run_dir, run_dir.parent],
+            exposed=[
+                *self.backend.exposed_for(path_env),
+                *executable_toolchain(executable, path_env, hidden),
+            ],
+            sandbox_parents=self.backend.sandbox_parents(),
+        )
+
+    async def _kill_processes(self) -> None:
+        await asyncio.to_thread(self._kill_processes_now)
+
+    def _kill_processes_now(self) -> None:
+        # The cgroup holds everything the command started; the marker finds what escaped it
+        # (a task that moved itself out), or everything where no cgroup could be made.
+        if self._cgroup is not None:
+            self._cgroup.kill()
+        kill_marked(self.sandbox_id)
 
     async def collect(self, dest: Path) -> ChangeStats:
         snapshot = self.spec.snapshot
@@ -214,20 +334,29 @@ class LocalSandbox(Sandbox):
                 exclude_file=str(exclude) if exclude is not None else None,
             )
         )
-        if self.bubblewrap:
-            argv = bubblewrap_argv(
-                argv,
+        # The task's allow-list without its passthrough: git needs nothing the user lets through.
+        env = task_environment(
+            os.environ,
+            explicit={},
+            fixed={
+                "HOME": str(out),
+                "TMPDIR": str(out),
+                SANDBOX_MARKER: self.sandbox_id,
+                OWNER_MARKER: self._owner,
+            },
+        )
+        if self.bubblewrap is not None:
+            # The same sandbox as the task's (same user, same hidden paths), but the workspace
+            # is only read and the archive is written to this sandbox's own folder: the task's
+            # output folder is hidden, and the host unpacks the archive from here.
+            plan = await asyncio.to_thread(
+                self._mount_plan,
                 writable=[out],
                 readable=[self.workspace, *snapshot.object_dirs],
-                cwd=out,
+                executable="git",
+                path_env=env["PATH"],
             )
-        env = {
-            "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": str(out),
-            "TMPDIR": str(out),
-            SANDBOX_MARKER: self.sandbox_id,
-            OWNER_MARKER: self._owner,
-        }
+            argv = bubblewrap_argv(argv, bwrap=self.bubblewrap, plan=plan, cwd=out)
         errors: list[str] = []
 
         def on_line(stream: str, line: str) -> None:
@@ -246,7 +375,9 @@ class LocalSandbox(Sandbox):
             return
         self._closed = True
         # Anything the command left running (background jobs, daemons that called setsid).
-        await asyncio.to_thread(kill_marked, self.sandbox_id)
+        await self._kill_processes()
+        if self._cgroup is not None:
+            await asyncio.to_thread(self._cgroup.remove)
         if not self.keep:
             await asyncio.to_thread(shutil.rmtree, self.root, True)
 
@@ -259,14 +390,20 @@ class LocalSandbox(Sandbox):
         on_line: LineHandler,
         cwd: Path | None = None,
     ) -> int:
-        try:
-            return await run_streaming(
-                argv, cwd=cwd or self.workspace, env=env, stdin=stdin, on_line=on_line
-            )
-        except BaseException:
-            # Cancelled or failed: what left the process group (setsid, daemons) goes too.
-            await asyncio.shield(asyncio.to_thread(kill_marked, self.sandbox_id))
-            raise
+        if self._cgroup is None:
+            self._cgroup = await asyncio.to_thread(Cgroup.create, self.root.name)
+        if self._cgroup is not None:
+            argv = self._cgroup.wrap(argv)
+        # Once the command exits, or if it is cancelled or fails, what left its process group
+        # (setsid, daemons) goes too.
+        return await run_streaming(
+            argv,
+            cwd=cwd or self.workspace,
+            env=env,
+            stdin=stdin,
+            on_line=on_line,
+            kill_leftovers=self._kill_processes,
+        )
 
     def _write_files(self, invocation: Invocation) -> None:
         for file in invocation.files:
@@ -294,7 +431,7 @@ def _fresh_dir(path: Path) -> None:
     path.mkdir()
 
 
-def _cleanup(run_id: str | None, parent: Path) -> list[str]:
+def _cleanup(run_id: str | None, parent: Path, *, run_over: bool = False) -> list[str]:
     closed: list[str] = []
     run_part = f"{run_id}." if run_id is not None else ""
     box_marker = f"{_SANDBOX_ID_PREFIX}{_BOX_PREFIX}{run_part}"
@@ -305,6 +442,8 @@ def _cleanup(run_id: str | None, parent: Path) -> list[str]:
     ]
     kill_processes(p.pid for p in leftovers)
     closed += [f"{p.marker} (process {p.pid})" for p in leftovers]
+    # Before the folders: whether a cgroup is abandoned is read from its sandbox's folder.
+    closed += _cleanup_cgroups(run_id, parent, run_over=run_over)
     try:
         entries = sorted(parent.iterdir())
     except OSError:
@@ -319,6 +458,44 @@ def _cleanup(run_id: str | None, parent: Path) -> list[str]:
         what = f"{_SANDBOX_ID_PREFIX}{path.name}" if is_box else "run scratch folder"
         closed.append(f"{what} (folder {path})")
     return closed
+
+
+def _cleanup_cgroups(run_id: str | None, parent: Path, *, run_over: bool) -> list[str]:
+    """Kills the processes of, and removes, the cgroups of sandboxes of runs that died.
+
+    A sandbox's cgroup is named like its folder and lives below this process's own cgroup (where
+    the SDK makes them when it runs in the same one, as a cleanup command usually does).
+    """
+    home = own_cgroup()
+    if home is None:
+        return []
+    prefix = f"{_BOX_PREFIX}{run_id}." if run_id is not None else _BOX_PREFIX
+    try:
+        names = sorted(p.name for p in home.iterdir() if p.name.startswith(prefix) and p.is_dir())
+    except OSError:
+        return []
+    closed: list[str] = []
+    for name in names:
+        cgroup = Cgroup(home / name)
+        if _cgroup_abandoned(cgroup, parent / name, run_over=run_over):
+            cgroup.remove()
+            closed.append(f"{_SANDBOX_ID_PREFIX}{name} (cgroup {cgroup.path})")
+    return closed
+
+
+def _cgroup_abandoned(cgroup: Cgroup, folder: Path, *, run_over: bool) -> bool:
+    """Whether ``cgroup`` belongs to a sandbox whose run died.
+
+    Its sandbox's folder says, by its owner, when it is here; otherwise (a folder removed
+    already, or in another ``work_dir``) the processes in the cgroup say, by theirs, and an
+    empty one goes only when its run is known to be over.
+    """
+    if folder.is_dir() and not folder.is_symlink():
+        return _abandoned(folder)
+    if not cgroup.pids():
+        return run_over
+    marker = f"{_SANDBOX_ID_PREFIX}{folder.name}"
+    return not any(owner_alive(p.owner) for p in marked_processes(lambda value: value == marker))
 
 
 def _abandoned(folder: Path) -> bool:

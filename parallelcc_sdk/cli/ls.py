@@ -1,7 +1,8 @@
 """``parallelcc ls [OUTPUT_DIR]``: the runs in an output folder, newest first.
 
-The run-folder reader lists the runs and says how each ended (a run whose process died reads
-as ``interrupted``).
+The runs are read by the run-folder reader (:func:`~parallelcc_sdk.runfolder.list_runs`): a run
+whose process died reads as ``interrupted``, and a folder that cannot be read is listed as
+``unreadable`` rather than hidden.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from typing import Any
 
 from rich.table import Table
 
-from ..errors import ParallelCCError, ValidationError
 from ..models import STATUS_ORDER
-from ..runfolder import RunInfo, read_run_info
-from ..runfolder import list_runs as read_runs
+from ..runfolder import list_runs, read_run_info
 from ..views import format as fmt
 from ..views.terminal import TERMINAL_COLORS
 from . import exit_codes
 from .console import console_for
 from .run_options import DEFAULT_OUTPUT_DIR
+
+_UNREADABLE = "unreadable"
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -62,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         table.add_row(
             run.run_id,
             run.created_at.strftime("%Y-%m-%d %H:%M:%S") if run.created_at else "",
-            str(run.state) if run.state is not None else f"unreadable: {run.problem}",
+            run.state.value if run.state is not None else _UNREADABLE,
             str(run.total_tasks),
             _counts(run.counts),
             fmt.cost(run.cost_usd),
@@ -80,21 +81,7 @@ def _counts(counts: Mapping[str, int]) -> str:
     )
 
 
-def list_runs(output_dir: Path) -> list[RunInfo]:
-    """Every run folder in ``output_dir``, newest first (a damaged one is listed with its
-    problem rather than hidden)."""
-    if not output_dir.is_dir():
-        raise ValidationError(
-            f"output folder {str(output_dir)!r} does not exist; pass the --output-dir of your runs."
-        )
-    return read_runs(output_dir)
-
-
 def run_state(run_dir: Path) -> str:
-    """How the run ended (``finished``, ``cancelled``, ``interrupted``), ``running`` while it
-    runs, or ``unreadable``; a run whose process died reads as ``interrupted``."""
-    try:
-        info = read_run_info(run_dir)
-    except ParallelCCError:
-        return "unreadable"
-    return str(info.state) if info.state is not None else "unreadable"
+    """How the run ended (``finished``, ``cancelled``, ``interrupted``), or ``running``."""
+    state = read_run_info(run_dir).state
+    return state.value if state is not None else _UNREADABLE

@@ -138,6 +138,7 @@ def task_result_from_json(data: Mapping[str, Any]) -> TaskResult:
     for name in _DATETIME_FIELDS:
         fields[name] = parse_datetime(fields.get(name))
     fields["changed_paths"] = tuple(fields.get("changed_paths") or ())
+    fields["secrets_in_changes"] = tuple(fields.get("secrets_in_changes") or ())
     fields["metadata"] = dict(fields.get("metadata") or {})
     if fields.get("attempts") is None:
         fields.pop("attempts", None)

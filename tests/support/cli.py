@@ -16,6 +16,7 @@ from typing import Any
 
 from support.e2e import SANDBOX_MARKER, marked_processes
 
+from parallelcc_sdk.backends._cgroup import Cgroup, own_cgroup
 from parallelcc_sdk.runfolder import read_journal
 
 # Installed next to the interpreter that runs the tests (a virtualenv's bin/), as pip puts it.
@@ -113,8 +114,13 @@ def cli_env(tmp: Path) -> dict[str, str]:
 
 
 def kill_sandboxes_under(tmp: Path) -> None:
-    """Kills processes of sandboxes whose private TMPDIR lies under ``tmp``: a test that failed
-    half-way (or killed a run on purpose) must not leave them running."""
+    """Kills processes of sandboxes whose private TMPDIR lies under ``tmp``, and removes the
+    cgroups of the sandboxes there: a test that failed half-way (or killed a run on purpose)
+    must not leave them behind."""
+    cgroups = own_cgroup()
+    if cgroups is not None:
+        for folder in tmp.glob("parallelcc-box.*"):
+            Cgroup(cgroups / folder.name).remove()
     marker = f"{SANDBOX_MARKER}=".encode()
     prefix = f"TMPDIR={tmp}/".encode()
     for entry in Path("/proc").iterdir():
