@@ -21,7 +21,7 @@ import pytest
 from support.gitrepo import commit_all, git, init_repo
 
 from parallelcc_sdk.backends import overlay
-from parallelcc_sdk.backends.isolation import bubblewrap_argv
+from parallelcc_sdk.backends.isolation import MountPlan, bubblewrap_argv, find_bubblewrap
 from parallelcc_sdk.backends.overlay import (
     OverlayMode,
     TaskLayers,
@@ -414,11 +414,13 @@ def test_bubblewrap_runs_inside_the_overlay(tmp_path: Path, lower: Path, mode: O
     layers = create_task_layers(tmp_path / "task")
     home = tmp_path / "home"
     home.mkdir()
+    bwrap = find_bubblewrap()
+    assert bwrap is not None, "bubblewrap does not work here"
     inner = bubblewrap_argv(
         ["/bin/sh", "-c",
          f"cat a.txt && echo edit >> a.txt && echo x > {lower}/c.txt; echo rc=$?;"
          " echo y > /etc/parallelcc-overlay-test; echo rc=$?"],
-        writable=[layers.mountpoint, home], readable=[], cwd=layers.mountpoint,
+        bwrap=bwrap, plan=MountPlan(writable=[layers.mountpoint, home]), cwd=layers.mountpoint,
     )  # fmt: skip
     done = run_in_overlay(inner, lower, layers, mode)
     assert done.stdout.decode().split() == ["a1", "a2", "a3", "rc=2", "rc=2"]
