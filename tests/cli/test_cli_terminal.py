@@ -156,7 +156,7 @@ def test_live_display_fits_the_terminal_and_ends_with_the_summary(cli: Cli, cols
     assert mid, "never saw two tasks running after task-3 failed:\n" + dump(term)
     during = "\n".join(mid[0])
     took = r"(\d+\.\ds|\d+m \d\ds)"  # as every view writes a duration: 2.4s, 1m 05s
-    assert re.search(rf" 3/5 done · {took} · ETA {took} · cost not reported", during) or (
+    assert re.search(rf" [23]/5 done · {took} · ETA {took} · cost not reported", during) or (
         cols < 80  # the bar line is cut to the width
     )
     # How many finished before task-3 depends on the machine's load; the counts line is exact.
