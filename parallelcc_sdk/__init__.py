@@ -18,9 +18,13 @@ from .backends.base import Backend, Sandbox
 from .backends.local import LocalBackend
 from .errors import (
     AgentNotFoundError,
+    ApplyConflictError,
     BackendUnavailableError,
+    BaseUnavailableError,
+    BranchExistsError,
     CredentialsError,
     ParallelCCError,
+    PushError,
     RepositoryError,
     RunNotFinishedError,
     SnapshotError,
@@ -30,6 +34,9 @@ from .errors import (
 )
 from .events import Event, EventType, Phase
 from .handle import ExecutionHandle
+from .land.apply import AppliedBranch
+from .land.conflicts import ConflictReport
+from .land.push import PushedBranch
 from .models import Task, TaskResult, TaskStatus
 from .results import RunResult, RunSummary, load_run
 from .tasks import load_tasks
@@ -52,10 +59,15 @@ __all__ = [
     "AgentContext",
     "AgentNotFoundError",
     "AgentOutcome",
+    "AppliedBranch",
+    "ApplyConflictError",
     "Backend",
     "BackendUnavailableError",
+    "BaseUnavailableError",
+    "BranchExistsError",
     "ClaudeCode",
     "Command",
+    "ConflictReport",
     "CredentialsError",
     "Event",
     "EventType",
@@ -66,6 +78,8 @@ __all__ = [
     "ParallelCCError",
     "Phase",
     "Progress",
+    "PushError",
+    "PushedBranch",
     "RepositoryError",
     "RunNotFinishedError",
     "RunResult",

@@ -28,6 +28,7 @@ from typing import IO, Any
 from .agents.base import Agent, AgentOutcome, Progress, Stream
 from .backends.base import Backend, Sandbox, SandboxSpec
 from .events import Event, EventType, Phase
+from .land.base import record_snapshot
 from .models import Task, TaskResult, TaskStatus
 from .outputs import RunJournal, write_run_outputs, write_task_metadata
 from .redaction import Redactor, secret_values
@@ -153,6 +154,7 @@ class Engine:
             snapshot = await take_snapshot(
                 self.config.repo, work_dir / "snapshot.git", exclude=[self.run_dir.parent]
             )
+            await record_snapshot(snapshot, self.run_dir)
             workers = [
                 asyncio.create_task(self._worker(snapshot), name=f"parallelcc-worker-{i}")
                 for i in range(min(self.config.max_concurrent, len(self.tasks)))

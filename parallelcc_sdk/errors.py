@@ -45,3 +45,25 @@ class SyncCallInRunningLoopError(ParallelCCError, RuntimeError):
 
 class RunNotFinishedError(ParallelCCError, TimeoutError):
     """``handle.result(timeout=...)`` ran out of time before the run finished."""
+
+
+class BaseUnavailableError(ParallelCCError):
+    """The repository state a run started from cannot be rebuilt (no snapshot record, or its
+    commit is no longer in the repository), so its patches cannot be merged or applied."""
+
+
+class ApplyConflictError(ParallelCCError):
+    """A task's patch does not apply cleanly; nothing was changed in the repository."""
+
+    def __init__(self, message: str, *, task_id: str, path: str | None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.path = path
+
+
+class BranchExistsError(ValidationError):
+    """The branch to create already exists in the repository."""
+
+
+class PushError(ParallelCCError):
+    """``git push`` or ``gh pr create`` failed."""
