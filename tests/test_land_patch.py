@@ -61,7 +61,7 @@ def test_changed_line_ranges_leave_out_the_context(patch: dict[str, FileChange])
     assert patch["numbers.txt"].spans == (Span(3, 4), Span(5, 6), Span(7, 8), Span(21, 21))
     assert [str(s) for s in patch["numbers.txt"].spans] == [
         "line 3", "line 5", "line 7", "before line 21"]
-    assert patch["tail.txt"].spans == (Span(2, 3),)  # the last line has no newline, before and after
+    assert patch["tail.txt"].spans == (Span(2, 3),)  # no newline at the end, before or after
     assert patch["end.txt"].spans == (Span(2, 3),)  # the last line, newline added
     assert patch["new name.txt"].spans == (Span(11, 11),)
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.e2e import local_run_options
+from support.e2e import local_run_options, wait_for
 from support.gitrepo import make_repo
 from support.scripted_anthropic import ScriptedAnthropic, text, tool_use
+from test_claude_cli import _AUTH_VARS, agent_for, needs_claude
 from test_claude_parser import MAX_TURNS, OVERLOADED_529_TAIL, SUCCESS_WITH_TOOL
 
 import parallelcc_sdk as pcc
@@ -23,9 +22,6 @@ from parallelcc_sdk.views.diff import diff_html
 from parallelcc_sdk.views.task import print_task
 from parallelcc_sdk.views.transcript import Note, parse_events
 
-_AUTH_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN",
-              "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CONFIG_DIR",
-              "ANTHROPIC_BASE_URL")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -157,12 +153,6 @@ def test_an_unknown_task_is_a_key_error(command_run: pcc.RunResult) -> None:
 # -- a real Claude Code run against the scripted model API ---------------------------------------
 
 
-needs_claude = pytest.mark.skipif(
-    shutil.which("claude") is None and os.environ.get("PARALLELCC_NO_CLAUDE") == "1",
-    reason="PARALLELCC_NO_CLAUDE=1 and the claude CLI is not installed",
-)
-
-
 @needs_claude
 @pytest.mark.claude
 def test_the_view_of_a_real_claude_run(
@@ -180,11 +170,8 @@ def test_the_view_of_a_real_claude_run(
                           "new_string": 'return "hello, world"'}),
         text("Added src/util.py and updated greet()."),
     ])
-    agent = pcc.ClaudeCode(model="claude-sonnet-4-5", env={
-        "ANTHROPIC_API_KEY": "sk-ant-api03-FAKE-test-key-0123456789abcdef",
-        "ANTHROPIC_BASE_URL": scripted_api.url, "CLAUDE_CODE_MAX_RETRIES": "0",
-    })
-    result = pcc.run([pcc.Task(f"Add a helper. {marker}", id="task-3")], agent=agent,
+    result = pcc.run([pcc.Task(f"Add a helper. {marker}", id="task-3")],
+                     agent=agent_for(scripted_api),
                      **local_run_options(repo, tmp_path / "out"))
     (task,) = result.tasks
     assert task.status == pcc.TaskStatus.COMPLETED, task.error
@@ -212,3 +199,24 @@ def _text_of(html: str) -> Any:
     import html as html_module
 
     return html_module.unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def test_a_running_task_is_shown_as_far_as_it_got(tmp_path: Path, pcc_git_env: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"app.py": "x = 1\n"})
+    release = tmp_path / "release"
+    agent = pcc.Command(f"echo 'step one'; while [ ! -e {release} ]; do sleep 0.05; done")
+    handle = pcc.submit([pcc.Task("work slowly", id="slow")], agent=agent,
+                        **local_run_options(repo, tmp_path / "out"))
+    try:
+        wait_for(lambda: "step one" in (handle.run_dir / "slow" / "execution.log").read_text()
+                 if (handle.run_dir / "slow" / "execution.log").exists() else False,
+                 what="the task's first line")
+        view = handle.show("slow")
+        assert view.task.status == pcc.TaskStatus.RUNNING
+        assert view.log == "step one" and view.diff is None
+        assert "No changes." in view.to_text()
+        with pytest.raises(KeyError, match="has no task 'other'"):
+            handle.show("other")
+    finally:
+        release.touch()
+        handle.result(timeout=30)

@@ -306,7 +306,9 @@ def _trial_merge(
     clean: list[str] = []
     conflicting: dict[str, str] = {}
     with Scratch(top) as scratch:
-        tree = rebuild_snapshot(record, scratch)
+        rebuild_snapshot(record, scratch)
+        scratch.narrow_to(set().union(*pw.touched.values()))
+        tree = scratch.write_tree()
         for task in order:
             outcome = scratch.apply(patches[task], three_way=True)
             if outcome.applied:

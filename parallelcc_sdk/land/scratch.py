@@ -8,10 +8,11 @@ so no file is ever checked out: the cost follows the size of the patches, not of
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -101,6 +102,16 @@ class Scratch:
 
     def write_tree(self) -> str:
         return self.git("write-tree").decode().strip()
+
+    def narrow_to(self, paths: Iterable[str]) -> None:
+        """Keeps only the index entries of ``paths``, so that applying a patch reads and writes
+        an index the size of the patches, not of the repository. Trees written afterwards hold
+        only these paths: good for checking that patches apply, not for commits."""
+        wanted = {os.fsencode(p) for p in paths}
+        entries = self.git("ls-files", "--stage", "-z").split(b"\0")
+        kept = b"".join(e + b"\0" for e in entries if e and e.split(b"\t", 1)[1] in wanted)
+        self._index = self._folder / f"index-{len(list(self._folder.glob('index*')))}"
+        self.git("update-index", "-z", "--index-info", stdin=kept)
 
     def apply(self, patch: bytes, *, three_way: bool) -> ApplyOutcome:
         """Applies ``patch`` to the index. With ``three_way``, a patch whose context moved is

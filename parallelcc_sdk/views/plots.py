@@ -241,6 +241,7 @@ def plot_conflicts(report: ConflictReport, ax: Axes | None = None) -> Axes:
     the number of conflicting changes of that pair, in the suggested order. The tasks that do
     not apply with the rest are marked ✗ on their label."""
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     tasks = list(report.order)
     n = len(tasks)
@@ -267,7 +268,9 @@ def plot_conflicts(report: ConflictReport, ax: Axes | None = None) -> Axes:
     ax.set_yticks([y - 0.5 for y in range(1, n)], minor=True)
     ax.grid(which="minor", color="#eceff1", linewidth=1)
     ax.tick_params(which="minor", length=0)
-    ax.set_title(f"Conflicting changes per pair of tasks. {report.summary()}", loc="left",
+    ax.set_title(f"Conflicting changes per pair of tasks\n{report.summary()}", loc="left",
                  fontsize="medium")
-    ax.figure.colorbar(image, ax=ax, shrink=0.8, label="conflicting changes")
+    bar = ax.figure.colorbar(image, ax=ax, shrink=0.8, label="conflicting changes")
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
     return _finish(ax)

@@ -53,8 +53,13 @@ class TaskView:
 
     @classmethod
     def of(cls, result: RunResult, task_id: str) -> TaskView:
-        task = result[task_id]
-        folder = task_dir(result, task_id)
+        """The view of ``task_id`` of a finished run (a ``KeyError`` if it has no such task)."""
+        return cls.from_task(result[task_id], task_dir(result, task_id))
+
+    @classmethod
+    def from_task(cls, task: TaskResult, folder: Path) -> TaskView:
+        """The view of ``task`` whose files are in ``folder``; the task may still be running
+        (its events and log are read as far as they are written)."""
         try:
             diff: str | None = (folder / PATCH_FILE).read_bytes().decode("utf-8", "replace")
         except OSError:
