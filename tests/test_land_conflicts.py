@@ -212,3 +212,18 @@ def test_a_commit_the_agent_made_is_part_of_its_patch(repo: Path, tmp_path: Path
     commit_all(repo, "later work", allow_empty=True)  # the user's HEAD moved on since the run
     assert git("rev-parse", "HEAD", cwd=repo).strip() != ""
     assert result.conflicts().clean_set == ("a",)
+
+
+def test_above_the_limit_the_report_judges_by_line_ranges_only(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parallelcc_sdk.land import conflicts
+    from parallelcc_sdk.report import render_report
+
+    result = run_edits(repo, tmp_path / "out", {"a": set_line(5, "A"), "b": set_line(5, "B")})
+    monkeypatch.setattr(conflicts, "REPORT_TRIAL_MERGE_MAX", 1)
+    section = render_report(result).split("## Conflicts", 1)[1]
+    assert "1 of 2 tasks with changes apply cleanly together (judged by their line ranges)." \
+        in section
+    assert "| 2 | b | 1 | a | does not apply: conflicts with a |" in section
+    assert "Run `result.conflicts()` for a trial merge of this many tasks." in section

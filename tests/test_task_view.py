@@ -85,8 +85,8 @@ def test_a_recorded_claude_transcript_in_a_task_folder(command_run: pcc.RunResul
     view = command_run.show("edit")
 
     html = view._repr_html_()
-    assert "Transcript (claude-opus-5-5, 2 turns, $0.0644)" in html
-    assert "▸ Bash: echo hello &gt; hello.txt" in html
+    assert "claude-opus-5-5, 2 turns, $0.0644" in html
+    assert "Bash: echo hello &gt; hello.txt</span></summary>" in html
     assert "(Bash completed with no output)" in html
     assert "turn 1 · ≈$0.0587 · 11,803 tokens in" in html
     assert "Return two &lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold</b>" not in html
@@ -94,6 +94,7 @@ def test_a_recorded_claude_transcript_in_a_task_folder(command_run: pcc.RunResul
 
     text = view.to_text()
     assert text.splitlines()[0].startswith("edit  ✓ completed  ·  ")
+    assert "Transcript (claude-opus-5-5, 2 turns, $0.0644)\n" in text
     assert "  turn 1 · ≈$0.0587 · 11,803 tokens in\n    I'll create the file.\n" \
            "    ▸ Bash: echo hello > hello.txt\n      → (Bash completed with no output)\n" in text
     assert "Diff (changes.patch):\ndiff --git a/app.py b/app.py\n" in text
@@ -184,7 +185,8 @@ def test_the_view_of_a_real_claude_run(
     assert all(c.result and not c.is_error for t in turns for c in t.tool_calls)
     assert sum(t.cost_usd or 0 for t in turns) == pytest.approx(task.cost_usd)
     html = view._repr_html_()
-    for expected in ("I&#x27;ll add the helper first.", "▸ Write src/util.py", "▸ Edit src/app.py",
+    for expected in ("I&#x27;ll add the helper first.", "Write src/util.py</span>",
+                     "Edit src/app.py</span>",
                      "✓ finished: Added src/util.py and updated greet().", "turn 4 · ≈$"):
         assert expected in html
     # The diff, coloured, with both files.

@@ -353,7 +353,8 @@ def _changed_tasks(result: RunResult) -> tuple[dict[str, bytes], dict[str, str]]
         try:
             data = task_file(result, task.task_id, PATCH_FILE).read_bytes()
         except FileNotFoundError:
-            data = b""
+            skipped[task.task_id] = f"no {PATCH_FILE} in its folder"
+            continue
         except OSError as exc:
             skipped[task.task_id] = f"cannot read its {PATCH_FILE}: {exc}"
             continue
@@ -417,6 +418,8 @@ def markdown_section(result: RunResult) -> list[str]:
         report = find_conflicts(result, trial_merge=changed <= REPORT_TRIAL_MERGE_MAX)
     except (ParallelCCError, OSError, ValueError) as exc:
         return ["", "## Conflicts", "", f"Could not build the conflict map: {exc}"]
+    if not report.tasks:
+        return []  # the records say files changed, but no task folder holds a patch
     lines = report.markdown()
     if changed > REPORT_TRIAL_MERGE_MAX:
         lines += ["", "Run `result.conflicts()` for a trial merge of this many tasks."]

@@ -209,7 +209,7 @@ def _attempt_heading(attempt: Attempt, number: int, total: int) -> str:
     facts.append(f"{turns} turn{'s' if turns != 1 else ''}")
     if attempt.cost_usd is not None:
         facts.append(fmt.cost(attempt.cost_usd))
-    return "Transcript (" + ", ".join(facts) + ")"
+    return ", ".join(facts)
 
 
 def _ending(attempt: Attempt) -> tuple[str, bool]:
@@ -244,7 +244,7 @@ def _clip_text(text: str) -> str:
 def _transcript_lines(transcript: Transcript) -> Iterator[tuple[str, str]]:
     total = len(transcript.attempts)
     for number, attempt in enumerate(transcript.attempts, 1):
-        yield (_attempt_heading(attempt, number, total), "bold")
+        yield (f"Transcript ({_attempt_heading(attempt, number, total)})", "bold")
         for entry in attempt.entries:
             if isinstance(entry, Note):
                 yield (f"  ! {fmt.one_line(entry.text)}", "yellow" if not entry.is_error else "red")
@@ -283,7 +283,7 @@ def _call_html(call: ToolCall) -> str:
     )
     return (
         f'<details style="margin: 2px 0 2px 12px;"><summary style="cursor: pointer;">'
-        f'<span style="{_MONO}">▸ {escape(call.label)}</span></summary>'
+        f'<span style="{_MONO}">{escape(call.label)}</span></summary>'
         f'<div style="margin-left: 14px;"><div style="{_MUTED}">input</div>'
         f'<pre style="{_BLOCK}">{_clip_html(_tool_input(call))}</pre>{result}</div></details>'
     )
