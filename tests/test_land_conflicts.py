@@ -227,3 +227,7 @@ def test_above_the_limit_the_report_judges_by_line_ranges_only(
         in section
     assert "| 2 | b | 1 | a | does not apply: conflicts with a |" in section
     assert "Run `result.conflicts()` for a trial merge of this many tasks." in section
+    monkeypatch.setattr(conflicts, "REPORT_TASKS_MAX", 1)
+    section = render_report(result).split("## Conflicts", 1)[1]
+    assert section.strip() == (
+        "2 completed tasks changed files: run `result.conflicts()` for the conflict map.")

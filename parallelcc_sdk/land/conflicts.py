@@ -36,6 +36,11 @@ __all__ = ["ConflictReport", "Overlap", "find_conflicts", "markdown_section"]
 
 # The report's section lists at most this many overlapping files; the rest is one line.
 _REPORT_OVERLAP_ROWS = 50
+# Above this many tasks the notebook view leaves the matrix out (report.plot() draws it).
+_HTML_MATRIX_MAX = 30
+# Above this many changed tasks the report's section is one line pointing to result.conflicts():
+# the map of every pair would cost the end of the run seconds and fill pages.
+REPORT_TASKS_MAX = 200
 # Above this many changed tasks the report skips the trial merge, which costs one git process
 # per task at the end of the run; result.conflicts() still does it.
 REPORT_TRIAL_MERGE_MAX = 50
@@ -128,10 +133,12 @@ class ConflictReport:
             "| Order | Task | Conflicts | With | Trial merge |",
             "|---:|:---|---:|:---|:---|",
         ]
+        cells_of = self.matrix.to_numpy()
+        row_of = {task: i for i, task in enumerate(self.matrix.index)}
         for i, task in enumerate(self.order, 1):
-            total = int(self.matrix.loc[task].to_numpy().sum())
-            others = ", ".join(o for o in self.tasks if self.matrix.loc[task, o])
-            cells = [str(i), task, str(total), others, _verdict(self, task)]
+            row = cells_of[row_of[task]]
+            others = ", ".join(str(self.matrix.columns[j]) for j in row.nonzero()[0])
+            cells = [str(i), task, str(int(row.sum())), others, _verdict(self, task)]
             lines.append("| " + " | ".join(escape_cell(c) for c in cells) + " |")
         listed = _overlap_rows(self.overlaps)
         if listed:
@@ -153,8 +160,10 @@ class ConflictReport:
     def _repr_html_(self) -> str:
         from html import escape
 
-        body = escape(self.to_text())
-        return f'<pre style="font-size: 12px;">{body}</pre>' + self.matrix.to_html()
+        body = f'<pre style="font-size: 12px;">{escape(self.to_text())}</pre>'
+        if len(self.tasks) > _HTML_MATRIX_MAX:
+            return body  # a table of thousands of cells says less than plot()
+        return body + self.matrix.to_html()
 
     def __repr__(self) -> str:
         return (
@@ -239,6 +248,9 @@ def _pairwise(changes: Mapping[str, Sequence[FileChange]]) -> _Pairwise:
     shared: dict[tuple[str, str], int] = {}
     overlaps: list[Overlap] = []
     for entries in by_path.values():
+        sharing = sorted({task for task, _ in entries}, key=position.__getitem__)
+        for ta, tb in itertools.combinations(sharing, 2):
+            shared[(ta, tb)] = shared.get((ta, tb), 0) + 1
         for (ta, ca), (tb, cb) in itertools.combinations(entries, 2):
             if ta == tb:
                 continue
@@ -252,10 +264,6 @@ def _pairwise(changes: Mapping[str, Sequence[FileChange]]) -> _Pairwise:
             overlaps.append(Overlap(ta, tb, ca.path if ca.path in cb.paths else cb.path, n,
                                     detail))
             counts[(ta, tb)] = counts.get((ta, tb), 0) + n
-    for ta, tb in itertools.combinations(tasks, 2):
-        common = len(touched[ta] & touched[tb])
-        if common:
-            shared[(ta, tb)] = common
     return _Pairwise(tasks, touched, counts, shared, overlaps, position)
 
 
@@ -272,19 +280,22 @@ def _suggested_order(pw: _Pairwise) -> list[str]:
 
 
 def _frames(pw: _Pairwise) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    import numpy as np
     import pandas as pd
 
-    matrix = pd.DataFrame(0, index=pw.tasks, columns=pw.tasks, dtype="int64")
-    files = pd.DataFrame(0, index=pw.tasks, columns=pw.tasks, dtype="int64")
-    for (a, b), n in pw.counts.items():
-        matrix.loc[a, b] = matrix.loc[b, a] = n
-    for (a, b), n in pw.shared.items():
-        files.loc[a, b] = files.loc[b, a] = n
+    n = len(pw.tasks)
+    counts = np.zeros((n, n), dtype="int64")
+    shared = np.zeros((n, n), dtype="int64")
+    for cells, pairs in ((counts, pw.counts), (shared, pw.shared)):
+        for (a, b), value in pairs.items():
+            i, j = pw.position[a], pw.position[b]
+            cells[i, j] = cells[j, i] = value
     for task in pw.tasks:
-        files.loc[task, task] = len(pw.touched[task])
-    for frame in (matrix, files):
-        frame.index.name = "task"
-        frame.columns.name = "other"
+        shared[pw.position[task], pw.position[task]] = len(pw.touched[task])
+    index = pd.Index(pw.tasks, name="task")
+    columns = pd.Index(pw.tasks, name="other")
+    matrix = pd.DataFrame(counts, index=index, columns=columns)
+    files = pd.DataFrame(shared, index=index, columns=columns)
     overlaps = pd.DataFrame(
         [(o.task, o.other, o.path, o.conflicts, o.detail) for o in pw.overlaps],
         columns=["task", "other", "path", "conflicts", "detail"],
@@ -414,6 +425,9 @@ def markdown_section(result: RunResult) -> list[str]:
     changed = sum(
         1 for t in result.tasks if t.status == TaskStatus.COMPLETED and (t.files_changed or 0) > 0
     )
+    if changed > REPORT_TASKS_MAX:
+        return ["", "## Conflicts", "", f"{changed} completed tasks changed files: run "
+                "`result.conflicts()` for the conflict map."]
     try:
         report = find_conflicts(result, trial_merge=changed <= REPORT_TRIAL_MERGE_MAX)
     except (ParallelCCError, OSError, ValueError) as exc:
