@@ -30,11 +30,15 @@ from .contract import (
 )
 from .errors import (
     AgentNotFoundError,
+    ApplyConflictError,
     BackendUnavailableError,
+    BaseUnavailableError,
+    BranchExistsError,
     ChangeCollectionError,
     CredentialsError,
     GitError,
     ParallelCCError,
+    PushError,
     RepositoryError,
     RunFolderError,
     RunFolderNotFoundError,
@@ -47,6 +51,9 @@ from .errors import (
 )
 from .events import Event, EventType, Phase
 from .handle import ExecutionHandle
+from .land.apply import AppliedBranch
+from .land.conflicts import ConflictReport
+from .land.push import PushedBranch
 from .models import RunStatus, Task, TaskResult, TaskStatus
 from .results import RunResult, RunSummary
 from .runfolder import RunInfo, list_runs, load_run
@@ -72,12 +79,17 @@ __all__ = [
     "AgentMetrics",
     "AgentNotFoundError",
     "AgentOutcome",
+    "AppliedBranch",
+    "ApplyConflictError",
     "Backend",
     "BackendUnavailableError",
+    "BaseUnavailableError",
+    "BranchExistsError",
     "ChangeCollectionError",
     "ChangeStats",
     "ClaudeCode",
     "Command",
+    "ConflictReport",
     "CredentialsError",
     "Event",
     "EventType",
@@ -93,6 +105,8 @@ __all__ = [
     "Phase",
     "PreparedRun",
     "Progress",
+    "PushError",
+    "PushedBranch",
     "RepositoryError",
     "RunFolderError",
     "RunFolderNotFoundError",

@@ -68,10 +68,23 @@ async def git(
     return out
 
 
-def git_sync(*args: str, cwd: Path | None = None, check: bool = True) -> bytes:
-    """The blocking twin of :func:`git`, for validation before a run starts."""
+def git_sync(
+    *args: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    check: bool = True,
+) -> bytes:
+    """The blocking twin of :func:`git`, for validation before a run starts and for the
+    synchronous methods of a finished run's result."""
     done = subprocess.run(
-        ["git", *args], cwd=cwd, env=git_env(), capture_output=True, check=False
+        ["git", *args],
+        cwd=cwd,
+        env=git_env(env),
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
     )
     if check and done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip() or f"exit code {done.returncode}"

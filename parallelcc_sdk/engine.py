@@ -36,6 +36,7 @@ from .backends.base import (
 )
 from .contract import Stream
 from .events import Event, EventType, Phase
+from .land.base import record_snapshot
 from .models import RunStatus, Task, TaskResult, TaskStatus
 from .redaction import Redactor
 from .results import RunResult, RunSummary
@@ -166,6 +167,7 @@ class Engine:
         state = RunStatus.FINISHED
         try:
             prepared = await self.config.backend.start_run(spec)
+            await record_snapshot(prepared.snapshot, self.run_dir)
             workers = [
                 asyncio.create_task(self._worker(prepared), name=f"parallelcc-worker-{i}")
                 for i in range(min(self.config.max_concurrent, len(self.tasks)))

@@ -70,3 +70,25 @@ class TransientBackendError(ParallelCCError):
 
 class ChangeCollectionError(ParallelCCError):
     """A task's changes could not be collected, or their archive is unsafe to unpack."""
+
+
+class BaseUnavailableError(ParallelCCError):
+    """The repository state a run started from cannot be rebuilt (no snapshot record, or its
+    commit is no longer in the repository), so its patches cannot be merged or applied."""
+
+
+class ApplyConflictError(ParallelCCError):
+    """A task's patch does not apply cleanly; nothing was changed in the repository."""
+
+    def __init__(self, message: str, *, task_id: str, path: str | None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.path = path
+
+
+class BranchExistsError(ValidationError):
+    """The branch to create already exists in the repository."""
+
+
+class PushError(ParallelCCError):
+    """``git push`` or ``gh pr create`` failed."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from .engine import Engine
     from .results import RunResult
+    from .views.task import TaskView
 
 logger = logging.getLogger("parallelcc_sdk")
 
@@ -224,6 +225,16 @@ class ExecutionHandle:
         return build_dataframe(self.tasks)
 
     # -- control ------------------------------------------------------------------------------
+
+    def show(self, task_id: str) -> TaskView:
+        """One task as it is now: its turns and tool calls so far, and its diff once collected
+        (see ``RunResult.show``)."""
+        from .views.task import TaskView
+
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return TaskView.from_task(task, self.run_dir / task_id)
+        raise KeyError(f"run {self.run_id} has no task {task_id!r}")
 
     def cancel(self, task_id: str | None = None) -> None:
         """Cancels one task, or the whole run. Safe from any thread; returns at once."""

@@ -142,6 +142,19 @@ def _errors(result: RunResult) -> list[str]:
     return ["", "## Errors", *lines] if lines else []
 
 
+def _conflicts(result: RunResult) -> list[str]:
+    """Which tasks' changes collide (see ``result.conflicts()``); only worth a section, and its
+    cost, when at least two completed tasks changed something."""
+    changed = sum(
+        1 for t in result.tasks if t.status == TaskStatus.COMPLETED and (t.files_changed or 0) > 0
+    )
+    if changed < 2:
+        return []
+    from .land.conflicts import markdown_section
+
+    return markdown_section(result)
+
+
 def render_report(result: RunResult) -> str:
     """The run's Markdown summary: statistics, one table row per task, then for each task that
     failed its error and the end of its log."""
@@ -160,6 +173,7 @@ def render_report(result: RunResult) -> str:
         "## Tasks",
         "",
         *_tasks(result),
+        *_conflicts(result),
         *_errors(result),
     ]
     return "\n".join(lines) + "\n"

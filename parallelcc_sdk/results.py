@@ -23,7 +23,11 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
+    from .land.apply import AppliedBranch
+    from .land.conflicts import ConflictReport
+    from .land.push import PushedBranch
     from .runfolder.reader import load_run as load_run
+    from .views.task import TaskView
 
     STATUS_DTYPE: pd.CategoricalDtype
     SCHEMA: dict[str, Any]
@@ -291,3 +295,60 @@ class RunResult:
         from .views.plots import plot_costs
 
         return plot_costs(self, ax=ax)
+
+    # -- landing the work (see docs/landing.md) -----------------------------------------------
+
+    def conflicts(self, *, repo: str | Path | None = None) -> ConflictReport:
+        """Which completed tasks changed the same files and lines, and which of them apply
+        cleanly together (a trial merge in a scratch repository; the user's is only read)."""
+        from .land.conflicts import find_conflicts
+
+        return find_conflicts(self, repo=repo)
+
+    def plot_conflicts(self, ax: Axes | None = None, *, repo: str | Path | None = None) -> Axes:
+        """A heat map of :meth:`conflicts`: conflicting changes per pair of tasks."""
+        from .views.plots import plot_conflicts
+
+        return plot_conflicts(self.conflicts(repo=repo), ax=ax)
+
+    def apply(
+        self,
+        task_ids: str | Sequence[str],
+        *,
+        branch: str | None = None,
+        repo: str | Path | None = None,
+    ) -> AppliedBranch:
+        """Commits the tasks' changes, one commit per task, on a new branch of the repository
+        (default ``parallelcc/<run_id>``) that starts at the commit the run started from. The
+        working tree, the index and the checked-out branch are not touched; on a conflict
+        nothing at all is changed and :class:`~parallelcc_sdk.ApplyConflictError` says where."""
+        from .land.apply import apply_tasks
+
+        return apply_tasks(self, task_ids, branch=branch, repo=repo)
+
+    def push(
+        self,
+        task_id_or_branch: str,
+        *,
+        remote: str = "origin",
+        branch: str | None = None,
+        pull_request: bool = False,
+        repo: str | Path | None = None,
+    ) -> PushedBranch:
+        """Pushes a branch to ``remote``: a branch made by :meth:`apply`, or, given a task id,
+        that task's own branch (``parallelcc/<run_id>-<task_id>``, made first if needed).
+        ``branch`` names it on the remote; ``pull_request=True`` then opens a pull request
+        with the GitHub CLI (``gh``)."""
+        from .land.push import push_branch
+
+        return push_branch(
+            self, task_id_or_branch, remote=remote, branch=branch,
+            pull_request=pull_request, repo=repo,
+        )
+
+    def show(self, task_id: str) -> TaskView:
+        """One task: the agent's turns, tool calls and results, the cost per turn, and its
+        diff. Shown as HTML in a notebook and as text in a terminal (``print`` it)."""
+        from .views.task import TaskView
+
+        return TaskView.of(self, task_id)

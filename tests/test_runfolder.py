@@ -338,6 +338,8 @@ RUN_FOLDER_NAMES = {
     "events.jsonl",
     "changes.patch",
     "changed-files",
+    "snapshot.json",
+    "snapshot.patch",
 }
 
 

@@ -53,6 +53,8 @@ EXECUTION_LOG = "execution.log"
 EVENTS_JSONL = "events.jsonl"
 PATCH_FILE = "changes.patch"
 CHANGED_FILES_DIR = "changed-files"
+SNAPSHOT_JSON = "snapshot.json"
+SNAPSHOT_PATCH = "snapshot.patch"
 
 
 @dataclass(frozen=True)

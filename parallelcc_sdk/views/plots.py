@@ -9,6 +9,7 @@ extra and is imported on call.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_costs", "plot_timeline"]
+    from ..land.conflicts import ConflictReport
+
+__all__ = ["plot_conflicts", "plot_costs", "plot_timeline"]
 
 _CONCURRENCY_COLOR = "#37474f"
 # Starts and finishes closer than this share of the time axis are drawn as one step: the next
@@ -230,4 +233,44 @@ def plot_costs(data: Any, ax: Axes | None = None) -> Axes:
     ax.grid(axis="y", alpha=0.3)
     present = [s for s in fmt.DISPLAY_ORDER if s in set(statuses)]
     _legend(ax, present)
+    return _finish(ax)
+
+
+def plot_conflicts(report: ConflictReport, ax: Axes | None = None) -> Axes:
+    """A heat map of ``report.matrix``: one row and one column per task with changes, each cell
+    the number of conflicting changes of that pair, in the suggested order. The tasks that do
+    not apply with the rest are marked ✗ on their label."""
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    tasks = list(report.order)
+    n = len(tasks)
+    size = min(2.5 + 0.45 * max(n, 1), 12)
+    ax = _axes(ax, height=size if n else 1.5)
+    if not n:
+        ax.set_axis_off()
+        ax.set_title("Conflicts", loc="left")
+        ax.text(0.5, 0.5, "No completed task changed anything: nothing to compare.",
+                ha="center", va="center", transform=ax.transAxes, color="#546e7a")
+        return _finish(ax)
+    values = report.matrix.loc[tasks, tasks].to_numpy(dtype=float)
+    shown = np.where(values > 0, values, np.nan)  # no conflict: the background shows through
+    top = max(float(np.nanmax(shown)) if np.isfinite(shown).any() else 1.0, 1.0)
+    image = ax.imshow(shown, cmap="Reds", vmin=0, vmax=top * 1.15)
+    for i, j in itertools.product(range(n), range(n)):
+        if values[i, j] > 0:
+            ax.text(j, i, str(int(values[i, j])), ha="center", va="center", fontsize="small",
+                    color="white" if values[i, j] > top * 0.6 else "black")
+    labels = [f"✗ {t}" if t in report.conflicting else t for t in tasks]
+    ax.set_xticks(range(n), labels, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
+    ax.set_yticks(range(n), labels)
+    ax.set_xticks([x - 0.5 for x in range(1, n)], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, n)], minor=True)
+    ax.grid(which="minor", color="#eceff1", linewidth=1)
+    ax.tick_params(which="minor", length=0)
+    ax.set_title(f"Conflicting changes per pair of tasks\n{report.summary()}", loc="left",
+                 fontsize="medium")
+    bar = ax.figure.colorbar(image, ax=ax, shrink=0.8, label="conflicting changes")
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
     return _finish(ax)
