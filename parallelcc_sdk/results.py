@@ -63,6 +63,8 @@ _DTYPE_NAMES: dict[str, str] = {
     "session_id": "string",
     "phase": "string",
     "last_output": "string",
+    "agent_cost_usd": "float64",
+    "sandbox_cost_usd": "float64",
 }
 
 COLUMNS: list[str] = list(_DTYPE_NAMES)
