@@ -29,7 +29,7 @@ says what of a sandbox still exists (for the ``cleanup`` check), and one entry i
 
 (``marks=`` adds pytest marks to every test of that backend, as ``bwrap`` does for
 ``local-bubblewrap``; ``fixtures=`` names pytest fixtures its tests need, as ``e2b_env`` starts
-the local E2B server for ``e2b-fork`` and ``e2b-upload``). Every test in ``test_backend_conformance.py`` then runs on it. A test
-file may also run a subset of the checks on a backend of its own (see
-``tests/test_extension_points.py``).
+the local E2B server for ``e2b-fork`` and ``e2b-upload``). Every test in
+``test_backend_conformance.py`` then runs on it. A test file may also run a subset of the checks
+on a backend of its own (see ``tests/test_extension_points.py``).
 """
