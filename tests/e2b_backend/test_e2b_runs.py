@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from e2b_server.server import E2BTestServer
 from support.e2b_runs import BIG_FILE_BYTES, FAST_RATE, e2b_options, task_sandbox
-from support.e2e import local_run_options
+from support.e2e import local_run_options, wait_for
 
 import parallelcc_sdk as pcc
 
@@ -307,3 +307,20 @@ def test_the_base_sandbox_is_in_the_journal(
     assert record.metadata["parallelcc_run_id"] == result.run_id
     assert journal["backend_run"]["archive_bytes"] > BIG_FILE_BYTES
     assert journal["config"]["backend"]["name"] == "e2b"
+
+
+@pytest.mark.parametrize(("prepare", "op"), [("upload", "create"), ("fork", "fork")])
+def test_cancelling_while_sandboxes_are_being_made_leaves_none(
+    server: E2BTestServer, repo: Path, tmp_path: Path, prepare: str, op: str
+) -> None:
+    # The sandboxes come into being after the run gave up on them: they must still be ended.
+    server.faults.delay(op, 1.0)
+    handle = pcc.submit(
+        ["a", "b", "c"], agent=EDITS, **e2b_options(repo, tmp_path / "out", prepare=prepare)
+    )
+    wait_for(lambda: server.log.count(op) >= 1, what=f"a {op} request on its way")
+    handle.cancel()
+    result = handle.result(timeout=60)
+    assert [t.status for t in result.tasks] == ["cancelled"] * 3
+    assert server.alive() == []
+    assert len(server.records()) >= 2, "the delayed sandboxes were made"

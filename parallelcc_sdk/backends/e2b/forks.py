@@ -122,13 +122,19 @@ class ForkBatcher(Generic[T]):
             if not request.future.done():
                 request.future.set_exception(ForkChildFailed("E2B answered with fewer forks"))
 
-    async def close(self) -> None:
-        """Stops dispatching; calls on their way are cancelled (their waiters too)."""
-        tasks = [t for t in (self._dispatcher, *self._calls) if t is not None and not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+    async def close(self, wait_s: float = 30.0) -> None:
+        """Stops dispatching, and waits (up to ``wait_s``) for calls on their way: forks that
+        arrive for nobody are ended, not left running."""
+        if self._dispatcher is not None and not self._dispatcher.done():
+            self._dispatcher.cancel()
+            await asyncio.wait([self._dispatcher])
         for request in self._pending:
             request.future.cancel()
         self._pending.clear()
+        calls = [t for t in self._calls if not t.done()]
+        if calls:
+            _, late = await asyncio.wait(calls, timeout=wait_s)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)

@@ -147,16 +147,30 @@ class E2BRun:
         from e2b import AsyncSandbox
 
         await self.rate.acquire()
-        try:
-            return await AsyncSandbox.create(
+        creating = asyncio.ensure_future(
+            AsyncSandbox.create(
                 template=self.template,
                 timeout=lifetime_s,
                 metadata=dict(labels),
                 envs=dict(self.envs) or None,
                 **self.connection.options(),
             )
+        )
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The request is on its way: the sandbox may exist in a moment, owned by nobody.
+            self._spawn(self._end_abandoned(creating))
+            raise
         except Exception as exc:
             raise start_error(exc, "create a sandbox") from exc
+
+    async def _end_abandoned(self, creating: asyncio.Future[AsyncSandbox]) -> None:
+        try:
+            sandbox = await creating
+        except Exception:
+            return  # never made
+        await self.kill(sandbox)
 
     async def task_sandbox(self, labels: Mapping[str, str], lifetime_s: int) -> tuple[
         AsyncSandbox, How
