@@ -1,9 +1,10 @@
 """The run's archive: the snapshot packed once on this machine, to be unpacked in sandboxes.
 
-It is a tar of two members: a git pack holding the base commit and every object of its tree (not
-its history), and the snapshot's extra ignore rules. In a sandbox, git indexes the pack (checking
-every object's hash) and checks the commit out, so the workspace is a git checkout of exactly the
-files git put in the snapshot, and the shared collection command measures changes against it.
+It is a gzipped tar of two members: a git pack holding the base commit and every object of its
+tree (not its history), and the snapshot's extra ignore rules. In a sandbox, git indexes the pack
+(checking every object's hash) and checks the commit out, so the workspace is a git checkout of
+exactly the files git put in the snapshot, and the shared collection command measures changes
+against it.
 
 Secret files (``.env``, private keys, credential files; see :data:`DEFAULT_SECRET_PATTERNS`) are
 left out by default. The base commit is then the snapshot minus those files, so a task's changes
@@ -103,7 +104,7 @@ def _under(path: str, pattern: str) -> bool:
 async def pack_run_archive(
     snapshot: Snapshot, scratch: Path, secret_patterns: Sequence[str]
 ) -> RunArchive:
-    """Packs ``snapshot`` into ``scratch/run.tar`` (once per run)."""
+    """Packs ``snapshot`` into ``scratch/run.tar.gz`` (once per run)."""
     env = {"GIT_DIR": str(snapshot.git_dir)}
     listing = await git("ls-tree", "-r", "-z", "--name-only", snapshot.commit, env=env)
     paths = [os.fsdecode(p) for p in listing.split(b"\0") if p]
@@ -114,7 +115,7 @@ async def pack_run_archive(
     pack = scratch / "base.pack"
     await _write_pack(snapshot.git_dir, base, pack)
     exclude = snapshot.exclude_file if snapshot.exclude_file.is_file() else None
-    archive = scratch / "run.tar"
+    archive = scratch / "run.tar.gz"
     size = await asyncio.to_thread(_write_tar, archive, pack, exclude)
     await asyncio.to_thread(pack.unlink)
     return RunArchive(archive, size, base, tuple(omitted), exclude is not None)
@@ -162,7 +163,9 @@ async def _write_pack(git_dir: Path, commit: str, pack: Path) -> None:
 
 
 def _write_tar(archive: Path, pack: Path, exclude: Path | None) -> int:
-    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+    # The pack is compressed already; gzip's fastest level only squeezes out tar's padding
+    # (a small repository's archive would otherwise be mostly zeros).
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT, compresslevel=1) as tar:
         tar.add(pack, arcname=PACK_MEMBER, recursive=False)
         if exclude is not None:
             tar.add(exclude, arcname=EXCLUDE_MEMBER, recursive=False)

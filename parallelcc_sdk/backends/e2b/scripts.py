@@ -32,7 +32,7 @@ HOME = "/home/user"
 WORKSPACE = f"{HOME}/workspace"
 PRIVATE_DIR = f"{HOME}/.parallelcc"
 """The backend's own files: the run's objects, ignore rules, each attempt's stdin."""
-ARCHIVE_PATH = f"{PRIVATE_DIR}/run.tar"
+ARCHIVE_PATH = f"{PRIVATE_DIR}/run.tar.gz"
 OBJECTS_DIR = f"{PRIVATE_DIR}/objects"
 EXCLUDE_PATH = f"{PRIVATE_DIR}/{EXCLUDE_MEMBER}"
 
@@ -44,8 +44,8 @@ _PREPARE = f"""
 set -eu
 dir=$1 ws=$2 base=$3
 cd "$dir"
-tar -xf run.tar
-rm -f run.tar
+tar -xzf run.tar.gz
+rm -f run.tar.gz
 git index-pack {PACK_MEMBER} > /dev/null
 git init --quiet --template= "$ws"
 mkdir -p "$ws/.git/objects/info" "$ws/.git/refs/parallelcc" "$ws/.git/refs/heads/parallelcc"
