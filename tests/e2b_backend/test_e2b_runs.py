@@ -324,3 +324,20 @@ def test_cancelling_while_sandboxes_are_being_made_leaves_none(
     assert [t.status for t in result.tasks] == ["cancelled"] * 3
     assert server.alive() == []
     assert len(server.records()) >= 2, "the delayed sandboxes were made"
+
+
+def test_a_task_out_of_time_is_stopped_and_its_work_still_collected(
+    server: E2BTestServer, repo: Path, tmp_path: Path
+) -> None:
+    agent = pcc.Command("printf 'x\\n' >> a.txt; echo started; sleep 60")
+    result = pcc.run(
+        ["a"], agent=agent, **e2b_options(repo, tmp_path / "out", task_timeout=1.5)
+    )
+    (task,) = result.tasks
+    assert task.status == "timed_out" and task.error == "timed out after 1.5s"
+    assert task.changed_paths == ("a.txt",)
+    # The command was killed in its sandbox before the sandbox went.
+    sandbox_id = str(task.sandbox_id)
+    signals = server.log.entries("process.SendSignal", sandbox_id=sandbox_id)
+    assert len(signals) == 1 and signals[0].status == 200
+    assert server.record(sandbox_id).end_reason == "killed" and server.alive() == []
