@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from e2b_server.server import E2BTestServer  # noqa: E402
+from fanout import make_repo  # noqa: E402
 
 import parallelcc_sdk as pcc  # noqa: E402
 
@@ -51,19 +52,6 @@ KINDS = {
     "get": "info",
     "list": "list",
 }
-
-
-def make_repo(root: Path, files: int) -> Path:
-    repo = root / "repo"
-    for i in range(files):
-        path = repo / f"pkg{i % 20}" / f"module_{i}.py"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"VALUE = {i}\n" * 20)
-    git = ["git", "-c", "user.name=b", "-c", "user.email=b@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*git, "add", "."], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
-    return repo
 
 
 def tarball_bytes(repo: Path) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..._git import git, git_env
+from ..._git import GitError, git
 from ...errors import SnapshotError
 from ...snapshot import Snapshot
 
@@ -140,26 +140,11 @@ async def _write_pack(git_dir: Path, commit: str, pack: Path) -> None:
     """A pack of ``commit`` and its tree's objects (no history: ``-n 1``)."""
     env = {"GIT_DIR": str(git_dir)}
     objects = await git("rev-list", "--objects", "-n", "1", commit, env=env)
-    with pack.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            "pack-objects",
-            "--stdout",
-            "--quiet",
-            env=git_env(env),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=out,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            _, err = await proc.communicate(objects)
-        except BaseException:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            raise
-    if proc.returncode != 0:
-        raise SnapshotError(f"could not pack the snapshot: {err.decode(errors='replace').strip()}")
+    try:
+        with pack.open("wb") as out:
+            await git("pack-objects", "--stdout", "--quiet", env=env, stdin=objects, stdout=out)
+    except GitError as exc:
+        raise SnapshotError(f"could not pack the snapshot: {exc}") from exc
 
 
 def _write_tar(archive: Path, pack: Path, exclude: Path | None) -> int:

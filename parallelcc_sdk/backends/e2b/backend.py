@@ -89,7 +89,9 @@ class E2BBackend(Backend):
         if not isinstance(chosen, str) or (template is not None and not template.strip()):
             raise ValidationError("E2BBackend(template=...) must be a template name or id.")
         self.template = chosen.strip() or DEFAULT_TEMPLATE
-        self._api_key = api_key
+        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+            raise ValidationError("E2BBackend(api_key=...) must be an E2B API key (a string).")
+        self._api_key = api_key.strip() if api_key is not None else None
         self.sandbox_timeout = _seconds("sandbox_timeout", sandbox_timeout)
         self.envs = _strings("envs", envs)
         self.metadata = _strings("metadata", metadata)
@@ -223,7 +225,7 @@ class E2BBackend(Backend):
         labels = {**state.labels, **spec.labels}
         sdk, how = await state.task_sandbox(labels, lifetime)
         try:
-            return E2BSandbox(sdk=sdk, run=state, spec=spec, how=how, lifetime_s=lifetime)
+            return E2BSandbox(sdk=sdk, run=state, how=how, lifetime_s=lifetime)
         except BaseException:
             await asyncio.shield(state.kill(sdk))
             raise

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ...collection import ARCHIVE_NAME, collect_command, unpack_changes
 from ...contract import AgentContext, ChangeStats, Invocation, LineHandler, SandboxFile
 from ...errors import ChangeCollectionError, TransientBackendError
-from ..base import Sandbox, SandboxSpec
+from ..base import Sandbox
 from ..lines import LineSplitter
 from .lease import Lease
 from .runstate import KILL_TIMEOUT_S, E2BRun, How
@@ -45,12 +45,9 @@ _ERROR_LINES = 5
 class E2BSandbox(Sandbox):
     """A running E2B sandbox, made by a fork of the run's base or created and uploaded to."""
 
-    def __init__(
-        self, *, sdk: AsyncSandbox, run: E2BRun, spec: SandboxSpec, how: How, lifetime_s: int
-    ) -> None:
+    def __init__(self, *, sdk: AsyncSandbox, run: E2BRun, how: How, lifetime_s: int) -> None:
         self.sdk = sdk
         self.run = run
-        self.spec = spec
         self.how = how
         self.sandbox_id = sdk.sandbox_id
         self._base_id = run.base.sandbox_id if how == "fork" and run.base is not None else None
@@ -90,14 +87,14 @@ class E2BSandbox(Sandbox):
         stdin_path = f"{PRIVATE_DIR}/stdin-{uuid.uuid4().hex}" if invocation.stdin else None
         files = list(invocation.files) + list(self.run.private_files)
         await self._write(files, stdin_path, invocation.stdin)
-        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+        out, err = LineSplitter(), LineSplitter()
 
         def on_stdout(chunk: str) -> None:
-            for line in splitters["stdout"].feed(chunk):
+            for line in out.feed(chunk):
                 on_line("stdout", line)
 
         def on_stderr(chunk: str) -> None:
-            for line in splitters["stderr"].feed(chunk):
+            for line in err.feed(chunk):
                 on_line("stderr", line)
 
         try:
@@ -127,9 +124,10 @@ class E2BSandbox(Sandbox):
         except Exception as exc:
             await asyncio.shield(self._kill_command(handle))
             raise sandbox_error(self.sandbox_id, exc, "running the command") from exc
-        for stream, splitter in splitters.items():
-            for line in splitter.finish():
-                on_line(stream, line)  # type: ignore[arg-type]
+        for line in out.finish():
+            on_line("stdout", line)
+        for line in err.finish():
+            on_line("stderr", line)
         return code
 
     async def collect(self, dest: Path) -> ChangeStats:
@@ -205,7 +203,8 @@ class E2BSandbox(Sandbox):
         if self._written:
             # Secrets leave before the sandbox does: a killed sandbox's disk is not ours to wipe.
             try:
-                await self.sdk.commands.run(remove_shell(self._written), timeout=KILL_TIMEOUT_S)
+                written = list(dict.fromkeys(self._written))
+                await self.sdk.commands.run(remove_shell(written), timeout=KILL_TIMEOUT_S)
             except Exception as exc:
                 logger.debug("could not remove the secret files of %s: %s", self.sandbox_id, exc)
         await self.run.kill(self.sdk)
