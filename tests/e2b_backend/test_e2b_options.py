@@ -174,3 +174,16 @@ def test_sandboxes_carry_the_template_labels_and_envs(
             "parallelcc_attempt": "1",
         }
     assert all(task_sandbox(r) for r in server.records())
+
+
+@pytest.mark.bwrap
+def test_an_unknown_template_stops_the_run_at_its_start(
+    tmp_path: Path, pcc_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with E2BTestServer(tmp_path / "sandboxes", templates={"base"}) as only_base:
+        for name, value in only_base.env.items():
+            monkeypatch.setenv(name, value)
+        backend = pcc.E2BBackend(template="no-such-template", create_rate=FAST_RATE)
+        with pytest.raises(pcc.ValidationError, match="E2B has no template 'no-such-template'"):
+            pcc.run(["a"], agent=LOOK, **e2b_options(pcc_repo, tmp_path / "out", backend=backend))
+        assert only_base.alive() == []

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...contract import SandboxFile
-from ...errors import CredentialsError, TransientBackendError
+from ...errors import CredentialsError, TransientBackendError, ValidationError
 from ..base import LABEL_RUN_ID
 from .archive import RunArchive
 from .forks import ForkBatcher, ForkChildFailed, ForkRefused
@@ -163,6 +163,12 @@ class E2BRun:
             self._spawn(self._end_abandoned(creating))
             raise
         except Exception as exc:
+            if getattr(exc, "status_code", None) == 404:
+                raise ValidationError(
+                    f"E2B has no template {self.template!r} ({exc}); pass "
+                    "E2BBackend(template=...) with a template your team can use, or set "
+                    "E2B_TEMPLATE."
+                ) from None
             raise start_error(exc, "create a sandbox") from exc
 
     async def _end_abandoned(self, creating: asyncio.Future[AsyncSandbox]) -> None:
