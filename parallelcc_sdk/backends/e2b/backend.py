@@ -42,6 +42,9 @@ COLLECT_MARGIN_S = 300
 """Added to a task's time limit for the sandbox's lifetime: preparing and collecting."""
 DEFAULT_LIFETIME_S = 600
 """Lifetime of a sandbox whose task has no time limit (renewed while the task runs)."""
+MAX_LIFETIME_S = 3600
+"""The longest lifetime E2B accepts on every plan (Hobby's limit); renewals carry a longer task
+further where the plan allows it."""
 _PREPARE_MODES: tuple[str, ...] = get_args(PrepareMode)
 
 
@@ -234,7 +237,7 @@ class E2BBackend(Backend):
         if self.sandbox_timeout is not None:
             return math.ceil(self.sandbox_timeout)
         if time_limit_s is not None:
-            return math.ceil(time_limit_s) + COLLECT_MARGIN_S
+            return min(math.ceil(time_limit_s) + COLLECT_MARGIN_S, MAX_LIFETIME_S)
         return DEFAULT_LIFETIME_S
 
     @classmethod
