@@ -191,7 +191,7 @@ def test_an_unknown_template_stops_the_run_at_its_start(
 
 def test_a_sandbox_lives_for_its_task_and_no_longer_than_every_plan_allows() -> None:
     backend = pcc.E2BBackend()
-    assert backend._lifetime(120) == 420
-    assert backend._lifetime(None) == 600
-    assert backend._lifetime(10 * 3600) == 3600  # renewals carry it further where allowed
-    assert pcc.E2BBackend(sandbox_timeout=90)._lifetime(10 * 3600) == 90
+    assert backend.sandbox_lifetime(120) == 420
+    assert backend.sandbox_lifetime(None) == 600
+    assert backend.sandbox_lifetime(10 * 3600) == 3600  # renewals carry it further where allowed
+    assert pcc.E2BBackend(sandbox_timeout=90).sandbox_lifetime(10 * 3600) == 90

@@ -224,7 +224,7 @@ class E2BBackend(Backend):
         state = spec.run.state
         if not isinstance(state, E2BRun):
             raise TypeError("E2BBackend.open needs a run started by E2BBackend.start_run")
-        lifetime = self._lifetime(spec.time_limit_s)
+        lifetime = self.sandbox_lifetime(spec.time_limit_s)
         labels = {**state.labels, **spec.labels}
         sdk, how = await state.task_sandbox(labels, lifetime)
         try:
@@ -233,7 +233,8 @@ class E2BBackend(Backend):
             await asyncio.shield(state.kill(sdk))
             raise
 
-    def _lifetime(self, time_limit_s: float | None) -> int:
+    def sandbox_lifetime(self, time_limit_s: float | None) -> int:
+        """Seconds a task's sandbox is created to live (and renewed to, while the task runs)."""
         if self.sandbox_timeout is not None:
             return math.ceil(self.sandbox_timeout)
         if time_limit_s is not None:
