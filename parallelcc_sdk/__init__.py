@@ -62,14 +62,20 @@ from .tasks import load_tasks
 
 if TYPE_CHECKING:
     from .agents.claude import ClaudeCode
+    from .backends.e2b import E2BBackend, E2BRates
 
 
 def __getattr__(name: str) -> Any:
-    # The Claude agent is imported on first use, so `import parallelcc_sdk` stays light.
+    # The Claude agent and the E2B backend are imported on first use, so `import parallelcc_sdk`
+    # stays light (and never imports the e2b SDK).
     if name == "ClaudeCode":
         from .agents.claude import ClaudeCode
 
         return ClaudeCode
+    if name in ("E2BBackend", "E2BRates"):
+        from .backends import e2b
+
+        return getattr(e2b, name)
     raise AttributeError(f"module 'parallelcc_sdk' has no attribute {name!r}")
 
 
@@ -91,6 +97,8 @@ __all__ = [
     "Command",
     "ConflictReport",
     "CredentialsError",
+    "E2BBackend",
+    "E2BRates",
     "Event",
     "EventType",
     "ExecutionHandle",

@@ -7,6 +7,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 from .errors import GitError
 
@@ -44,15 +45,19 @@ async def git(
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
     check: bool = True,
+    stdout: IO[bytes] | None = None,
 ) -> bytes:
-    """Runs ``git args...`` and returns its stdout; raises :class:`GitError` on failure."""
+    """Runs ``git args...`` and returns its stdout; raises :class:`GitError` on failure.
+
+    With ``stdout`` (an open file), the output goes there instead (a pack can be large).
+    """
     proc = await asyncio.create_subprocess_exec(
         "git",
         *args,
         cwd=cwd,
         env=git_env(env),
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
+        stdout=stdout if stdout is not None else subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
@@ -65,7 +70,7 @@ async def git(
     if check and proc.returncode != 0:
         message = err.decode(errors="replace").strip() or f"exit code {proc.returncode}"
         raise GitError(f"git {args[0]} failed: {message}")
-    return out
+    return out or b""
 
 
 def git_sync(

@@ -127,11 +127,11 @@ def resolve_backend(backend: str | Backend) -> Backend:
 
         return LocalBackend()
     if backend == "e2b":
-        raise ValidationError(
-            "backend='e2b' is not available in this version; use backend='local'."
-        )
+        from .backends.e2b import E2BBackend
+
+        return E2BBackend()
     raise ValidationError(
-        f"backend {backend!r} is unknown; use 'local', or pass a Backend such as "
+        f"backend {backend!r} is unknown; use 'local' or 'e2b', or pass a Backend such as "
         "pcc.LocalBackend(isolation='none')."
     )
 

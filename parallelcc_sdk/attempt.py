@@ -43,6 +43,8 @@ class AttemptOutcome:
     """Collected output files that hold a value the SDK knows is secret."""
     transient: bool = False
     """True when trying again in a fresh sandbox may succeed."""
+    sandbox_cost_usd: float | None = None
+    """What the attempt's sandbox cost (``None``: nothing billed, or no sandbox)."""
 
     def record_fields(self) -> dict[str, Any]:
         """The fields of the task's record this attempt decides."""
@@ -111,7 +113,8 @@ class AttemptRunner:
             logger.warning("sandbox %s of %s failed: %s", sandbox.sandbox_id, task.task_id, exc)
             if outcome is None:
                 outcome = self._failed(exc, "the sandbox failed")
-        return outcome
+        # Closed by now: what it cost is final.
+        return dataclasses.replace(outcome, sandbox_cost_usd=_sandbox_cost(sandbox))
 
     async def _prepare_and_execute(
         self, task: Task, spec: SandboxSpec, sandbox: Sandbox, listener: AttemptListener
@@ -211,6 +214,14 @@ class AttemptRunner:
             error=self.redactor.redact(_describe(exc)),
             transient=isinstance(exc, TransientBackendError),
         )
+
+
+def _sandbox_cost(sandbox: Sandbox) -> float | None:
+    try:
+        return sandbox.cost_usd()
+    except Exception:  # a cost is a record's detail: never a reason to lose the record
+        logger.warning("sandbox %s could not tell its cost", sandbox.sandbox_id, exc_info=True)
+        return None
 
 
 def _without_changes(outcome: AttemptOutcome, problem: str, status: TaskStatus) -> AttemptOutcome:

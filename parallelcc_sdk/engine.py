@@ -104,7 +104,7 @@ class Engine:
             )
             for t in tasks
         }
-        self.redactor = Redactor(config.agent.secrets())
+        self.redactor = Redactor((*config.agent.secrets(), *config.backend.secrets()))
         self.journal = RunJournal(run_dir, run_id, config.describe(), list(self.results.values()))
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
@@ -166,7 +166,7 @@ class Engine:
         prepared: PreparedRun | None = None
         state = RunStatus.FINISHED
         try:
-            prepared = await self.config.backend.start_run(spec)
+            prepared = await self._start_run(spec)
             await record_snapshot(prepared.snapshot, self.run_dir)
             workers = [
                 asyncio.create_task(self._worker(prepared), name=f"parallelcc-worker-{i}")
@@ -190,6 +190,23 @@ class Engine:
             if prepared is not None:
                 await self._end_run(prepared)
         return result
+
+    async def _start_run(self, spec: RunSpec) -> PreparedRun:
+        try:
+            prepared = await self.config.backend.start_run(spec)
+        except Exception as exc:
+            # No task can run (a rejected key, a snapshot that failed): each says why, and the
+            # exception goes on to the caller.
+            self._stop(f"the run could not start: {self.redactor.redact(str(exc))}")
+            raise
+        # What the run made that a crash could leave behind (a base sandbox) is journaled now.
+        try:
+            shared = self.config.backend.describe_run(prepared)
+            if shared:
+                self.journal.set_backend_run(dict(shared))
+        except Exception as exc:  # the backend's labels still lead a cleanup to it
+            logger.warning("could not journal what run %s shares: %s", self.run_id, exc)
+        return prepared
 
     async def _end_run(self, prepared: PreparedRun) -> None:
         try:
@@ -270,7 +287,7 @@ class Engine:
                 )
                 outcome = await self._attempts.run(task, spec, channel)
                 # Every attempt was paid for: the record shows what the task cost in all.
-                self.spend.settle_attempt(task_id, outcome.metrics)
+                self.spend.settle_attempt(task_id, outcome.metrics, outcome.sandbox_cost_usd)
                 if not outcome.transient or attempt > self.config.retries or self.stopping:
                     break
                 delay = self._backoff(attempt)

@@ -93,6 +93,11 @@ class TaskResult:
     lines_added: int | None = None
     lines_removed: int | None = None
     cost_usd: float | None = None
+    """What the task cost in all: ``agent_cost_usd`` plus ``sandbox_cost_usd``."""
+    agent_cost_usd: float | None = None
+    """What the agent reported spending (its model's tokens), over every attempt."""
+    sandbox_cost_usd: float | None = None
+    """What the task's sandboxes cost (a cloud backend's billed seconds), over every attempt."""
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_read_tokens: int | None = None

@@ -67,6 +67,8 @@ _DTYPE_NAMES: dict[str, str] = {
     "session_id": "string",
     "phase": "string",
     "last_output": "string",
+    "agent_cost_usd": "float64",
+    "sandbox_cost_usd": "float64",
     "isolation": "string",
 }
 

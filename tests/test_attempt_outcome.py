@@ -61,9 +61,34 @@ def test_the_ledger_sums_attempts_and_charges_what_was_reported_live() -> None:
     ledger.settle_attempt("a", AgentMetrics())
     ledger.report_live("a", 0.25)
     ledger.settle_attempt("a", AgentMetrics(cost_usd=0.35, input_tokens=10))
-    assert ledger.task_totals("a") == {"cost_usd": pytest.approx(0.65), "input_tokens": 10}
+    assert ledger.task_totals("a") == {
+        "cost_usd": pytest.approx(0.65),
+        "agent_cost_usd": pytest.approx(0.65),
+        "input_tokens": 10,
+    }
     assert ledger.total_usd == pytest.approx(0.75)
     assert not ledger.exhausted
     ledger.report_live("b", 0.4)
     assert ledger.exhausted
     assert ledger.task_totals("never-ran") == {}
+
+
+def test_the_ledger_adds_what_sandboxes_cost_to_what_agents_spent() -> None:
+    ledger = SpendLedger(budget_usd=1.0)
+    # A sandbox billed by the second, an agent that reports nothing (a plain command).
+    ledger.settle_attempt("cmd", AgentMetrics(), sandbox_cost_usd=0.25)
+    assert ledger.task_totals("cmd") == {
+        "cost_usd": pytest.approx(0.25),
+        "sandbox_cost_usd": pytest.approx(0.25),
+    }
+    # Two attempts of an agent in such sandboxes: both parts summed, and the total is theirs.
+    ledger.settle_attempt("ai", AgentMetrics(cost_usd=0.1), sandbox_cost_usd=0.05)
+    ledger.settle_attempt("ai", AgentMetrics(cost_usd=0.2), sandbox_cost_usd=0.05)
+    totals = ledger.task_totals("ai")
+    assert totals["agent_cost_usd"] == pytest.approx(0.3)
+    assert totals["sandbox_cost_usd"] == pytest.approx(0.1)
+    assert totals["cost_usd"] == pytest.approx(0.4)
+    # The run's budget counts both.
+    assert ledger.total_usd == pytest.approx(0.65)
+    ledger.settle_attempt("more", AgentMetrics(), sandbox_cost_usd=0.35)
+    assert ledger.exhausted

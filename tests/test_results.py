@@ -49,6 +49,8 @@ EXPECTED_DTYPES = {
     "session_id": "string",
     "phase": "string",
     "last_output": "string",
+    "agent_cost_usd": "float64",
+    "sandbox_cost_usd": "float64",
     "isolation": "string",
 }
 

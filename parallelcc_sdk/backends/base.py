@@ -139,6 +139,10 @@ class Sandbox(ABC):
         """Where this sandbox lives (a folder, a remote id), for the run's journal; no secrets."""
         return {}
 
+    def cost_usd(self) -> float | None:
+        """What this sandbox cost, read once it is closed; ``None`` where nothing is billed."""
+        return None
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -231,6 +235,15 @@ class Backend(ABC):
     def describe(self) -> Mapping[str, Any]:
         """The backend's configuration for ``run.json``; never includes secrets."""
         return {"name": self.name}
+
+    def describe_run(self, run: PreparedRun) -> Mapping[str, Any]:
+        """What :meth:`start_run` made that outlives a crash (a base sandbox's id...), for the
+        run's journal, so :meth:`cleanup` can find it; no secrets."""
+        return {}
+
+    def secrets(self) -> tuple[str, ...]:
+        """Secret values this backend holds (keys, tokens), redacted from everything written."""
+        return ()
 
     @classmethod
     async def cleanup(cls, run_dir: Path | None = None) -> list[str]:

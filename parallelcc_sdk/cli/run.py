@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..errors import ParallelCCError, RunNotFinishedError
+from ..errors import ParallelCCError, RunNotFinishedError, ValidationError
 from ..handle import ExecutionHandle
 from ..results import RunResult
 from . import exit_codes, json_output
@@ -59,6 +59,11 @@ def main(args: argparse.Namespace) -> int:
         signals.attach(handle)
         try:
             result = _wait(handle)
+        except ValidationError as exc:
+            # Found only once the run began (a key the backend's service rejects): still bad
+            # input, and no task ran.
+            print(f"parallelcc run: the run could not start: {exc}", file=sys.stderr)
+            return signals.exit_code or exit_codes.USAGE
         except ParallelCCError as exc:
             print(f"parallelcc run: the run stopped: {exc}", file=sys.stderr)
             return signals.exit_code or exit_codes.TASKS_NOT_COMPLETED

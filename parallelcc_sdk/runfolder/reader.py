@@ -75,6 +75,8 @@ class JournalState:
     """Each task's last recorded state, in input order (unfinished tasks as recorded)."""
     skipped_lines: int = 0
     """Journal lines that could not be read (a line torn by a crash)."""
+    backend_run: Mapping[str, Any] = field(default_factory=dict)
+    """What the backend made once for the whole run (e.g. a base sandbox's id)."""
 
     @property
     def state(self) -> RunStatus:
@@ -294,6 +296,7 @@ def read_journal(run_dir: str | os.PathLike[str]) -> JournalState:
     replayed = _replay(layout)
     header = replayed.header
     config = header.get("config")
+    backend_run = header.get("backend_run")
     return JournalState(
         run_id=str(header.get("run_id") or path.name),
         run_dir=path,
@@ -306,6 +309,7 @@ def read_journal(run_dir: str | os.PathLike[str]) -> JournalState:
         process_alive=replayed.process_alive,
         tasks=_parse_tasks(replayed.records.values(), layout.run_json),
         skipped_lines=replayed.skipped_lines,
+        backend_run=backend_run if isinstance(backend_run, dict) else {},
     )
 
 

@@ -131,8 +131,13 @@ def run_json_document(
     process: RunProcess | None,
     config: Any,
     tasks: Sequence[TaskResult],
+    backend_run: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``run.json``: the run, its config and one record per task."""
+    """The content of ``run.json``: the run, its config and one record per task.
+
+    ``backend_run`` is what the backend made once for the whole run (a base sandbox), so a
+    cleanup after a crash can find it.
+    """
     return {
         "format_version": FORMAT_VERSION,
         "run_id": run_id,
@@ -142,6 +147,7 @@ def run_json_document(
         "finished_at": finished_at,
         "process": process.to_json() if process is not None else None,
         "config": config,
+        "backend_run": dict(backend_run or {}),
         "tasks": [task_result_to_json(t) for t in tasks],
     }
 
@@ -177,6 +183,7 @@ class RunJournal:
         self.finished_at: str | None = None
         self.process = RunProcess.current()
         self._config = Redactor().redact_obj(to_jsonable(config))
+        self._backend_run: dict[str, Any] = {}
         # The last record written for each task: updates write only what differs from it.
         self._records: dict[str, TaskResult] = {t.task_id: t for t in tasks}
         self._lock = threading.Lock()
@@ -192,6 +199,7 @@ class RunJournal:
             process=self.process,
             config=self._config,
             tasks=list(self._records.values()),
+            backend_run=self._backend_run,
         )
 
     def write(self) -> None:
@@ -205,6 +213,12 @@ class RunJournal:
         self._lines = open(self.layout.journal, "wb", buffering=0)  # noqa: SIM115
         self._torn = False
         write_json_atomic(self.path, self.to_json())
+
+    def set_backend_run(self, info: Mapping[str, Any]) -> None:
+        """Records what the backend made for the whole run (once, when the run starts)."""
+        with self._lock:
+            self._backend_run = Redactor().redact_obj(to_jsonable(info))
+            self._start()
 
     def update(self, result: TaskResult) -> None:
         """Record the task's new state; a task the journal has not seen is added at the end."""
@@ -292,6 +306,7 @@ def mark_interrupted(run_dir: Path) -> bool:
         process=journal.process,
         config=journal.config,
         tasks=settle_dead_tasks(journal.tasks),
+        backend_run=journal.backend_run,
     )
     write_json_atomic(layout.run_json, document)
     layout.journal.unlink(missing_ok=True)

@@ -28,7 +28,8 @@ says what of a sandbox still exists (for the ``cleanup`` check), and one entry i
     BackendUnderTest("e2b", "conformance.registry:make_e2b", e2b_leftovers),
 
 (``marks=`` adds pytest marks to every test of that backend, as ``bwrap`` does for
-``local-bubblewrap``). Every test in ``test_backend_conformance.py`` then runs on it. A test
-file may also run a subset of the checks on a backend of its own (see
-``tests/test_extension_points.py``).
+``local-bubblewrap``; ``fixtures=`` names pytest fixtures its tests need, as ``e2b_env`` starts
+the local E2B server for ``e2b-fork`` and ``e2b-upload``). Every test in
+``test_backend_conformance.py`` then runs on it. A test file may also run a subset of the checks
+on a backend of its own (see ``tests/test_extension_points.py``).
 """

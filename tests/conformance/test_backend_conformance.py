@@ -30,6 +30,8 @@ PACKAGE_ROOT = TESTS_DIR.parent
 @pytest.fixture(params=[pytest.param(b, id=b.id, marks=b.marks) for b in BACKENDS])
 def backend_under_test(request: pytest.FixtureRequest) -> BackendUnderTest:
     entry: BackendUnderTest = request.param
+    for name in entry.fixtures:
+        request.getfixturevalue(name)
     return entry
 
 

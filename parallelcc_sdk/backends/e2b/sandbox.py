@@ -1,0 +1,211 @@
+"""One E2B sandbox for one task attempt: prepare, run the agent with streamed output, collect,
+and always kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...collection import ARCHIVE_NAME, collect_command, unpack_changes
+from ...contract import AgentContext, ChangeStats, Invocation, LineHandler, SandboxFile
+from ...errors import ChangeCollectionError, TransientBackendError
+from ..base import Sandbox
+from ..lines import LineSplitter
+from .lease import Lease
+from .runstate import KILL_TIMEOUT_S, E2BRun, How
+from .scripts import (
+    EXCLUDE_PATH,
+    HOME,
+    OBJECTS_DIR,
+    PRIVATE_DIR,
+    WORKSPACE,
+    collect_shell,
+    remove_shell,
+    run_shell,
+)
+from .sdk import SandboxLostError, sandbox_error
+
+if TYPE_CHECKING:
+    from e2b import AsyncCommandHandle, AsyncSandbox
+
+__all__ = ["E2BSandbox"]
+
+logger = logging.getLogger("parallelcc_sdk")
+
+COLLECT_TIMEOUT_S = 900
+REQUEST_TIMEOUT_S = 120
+_ERROR_LINES = 5
+
+
+class E2BSandbox(Sandbox):
+    """A running E2B sandbox, made by a fork of the run's base or created and uploaded to."""
+
+    def __init__(self, *, sdk: AsyncSandbox, run: E2BRun, how: How, lifetime_s: int) -> None:
+        self.sdk = sdk
+        self.run = run
+        self.how = how
+        self.sandbox_id = sdk.sandbox_id
+        self._base_id = run.base.sandbox_id if how == "fork" and run.base is not None else None
+        self._started = time.monotonic()
+        self._ended: float | None = None
+        self._per_second: float | None = None
+        self._prepared = how == "fork"
+        self._written: list[str] = []
+        """Files with secrets this sandbox was given; removed before it is killed."""
+        self._lease = Lease(sdk.set_timeout, lifetime_s).start()
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def context(self) -> AgentContext:
+        return AgentContext(workspace=WORKSPACE, home=HOME, runs_as_root=False)
+
+    def describe(self) -> Mapping[str, Any]:
+        described: dict[str, Any] = {
+            "sandbox_id": self.sandbox_id,
+            "template": self.run.template,
+            "prepared_by": self.how,
+        }
+        if self._base_id is not None:
+            described["base_sandbox_id"] = self._base_id
+        return described
+
+    # -- the protocol ---------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        if not self._prepared:
+            await self.run.upload_and_prepare(self.sdk)
+            self._prepared = True
+
+    async def exec(self, invocation: Invocation, on_line: LineHandler) -> int:
+        from e2b import CommandExitException
+
+        stdin_path = f"{PRIVATE_DIR}/stdin-{uuid.uuid4().hex}" if invocation.stdin else None
+        files = list(invocation.files) + list(self.run.private_files)
+        await self._write(files, stdin_path, invocation.stdin)
+        out, err = LineSplitter(), LineSplitter()
+
+        def on_stdout(chunk: str) -> None:
+            for line in out.feed(chunk):
+                on_line("stdout", line)
+
+        def on_stderr(chunk: str) -> None:
+            for line in err.feed(chunk):
+                on_line("stderr", line)
+
+        try:
+            handle = await self.sdk.commands.run(
+                run_shell(invocation.argv, stdin_path=stdin_path, files=files),
+                background=True,
+                # Credentials travel here, in the process's environment, never in its text.
+                envs={**invocation.env, "HOME": HOME},
+                cwd=WORKSPACE,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+                # No deadline: the engine enforces the task's time limit (cancelling this).
+                timeout=0,
+                request_timeout=REQUEST_TIMEOUT_S,
+                retain_output=False,
+            )
+        except Exception as exc:
+            raise sandbox_error(self.sandbox_id, exc, "starting the command") from exc
+        try:
+            await handle.wait()
+            code = 0
+        except CommandExitException as exc:
+            code = exc.exit_code
+        except asyncio.CancelledError:
+            await asyncio.shield(self._kill_command(handle))
+            raise
+        except Exception as exc:
+            await asyncio.shield(self._kill_command(handle))
+            raise sandbox_error(self.sandbox_id, exc, "running the command") from exc
+        for line in out.finish():
+            on_line("stdout", line)
+        for line in err.finish():
+            on_line("stderr", line)
+        return code
+
+    async def collect(self, dest: Path) -> ChangeStats:
+        from e2b import CommandExitException
+
+        out = f"/tmp/parallelcc-collect-{uuid.uuid4().hex}"
+        argv = collect_command(
+            WORKSPACE,
+            self.run.archive.base,
+            out,
+            object_dirs=[OBJECTS_DIR],
+            exclude_file=EXCLUDE_PATH if self.run.archive.has_exclude else None,
+        )
+        try:
+            await self.sdk.commands.run(collect_shell(argv), timeout=COLLECT_TIMEOUT_S)
+            archive = await self.sdk.files.read(
+                f"{out}/{ARCHIVE_NAME}", format="bytes", request_timeout=COLLECT_TIMEOUT_S
+            )
+        except CommandExitException as exc:
+            lines = [line for line in (exc.stderr or "").splitlines() if line.strip()]
+            detail = " / ".join(lines[-_ERROR_LINES:]) or f"exit code {exc.exit_code}"
+            raise ChangeCollectionError(f"change collection failed: {detail}") from None
+        except Exception as exc:
+            problem = sandbox_error(self.sandbox_id, exc, "collecting the changes")
+            if isinstance(problem, TransientBackendError) and not isinstance(
+                problem, SandboxLostError
+            ):
+                raise problem from exc
+            raise ChangeCollectionError(f"change collection failed: {problem}") from exc
+        return await asyncio.to_thread(unpack_changes, bytes(archive), dest)
+
+    async def close(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    def cost_usd(self) -> float | None:
+        if self._ended is None or self._per_second is None:
+            return None
+        return (self._ended - self._started) * self._per_second
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    async def _write(
+        self, files: list[SandboxFile], stdin_path: str | None, stdin: bytes
+    ) -> None:
+        """Every file of the attempt in one upload (modes are set by the command itself)."""
+        entries: list[Any] = [{"path": f.path, "data": f.content} for f in files]
+        if stdin_path is not None:
+            entries.append({"path": stdin_path, "data": stdin})
+        if not entries:
+            return
+        # Recorded first: a write that fails half-way may still have left a secret behind.
+        self._written += [f.path for f in files]
+        try:
+            await self.sdk.files.write_files(entries, request_timeout=REQUEST_TIMEOUT_S)
+        except Exception as exc:
+            raise sandbox_error(self.sandbox_id, exc, "writing the task's files") from exc
+
+    async def _kill_command(self, handle: AsyncCommandHandle[None]) -> None:
+        try:
+            await asyncio.wait_for(handle.kill(), KILL_TIMEOUT_S)
+        except Exception as exc:  # the sandbox may be gone: then so is the command
+            logger.debug("could not kill a command in %s: %s", self.sandbox_id, exc)
+        await handle.disconnect()
+
+    async def _close(self) -> None:
+        await self._lease.stop()
+        try:
+            self._per_second = await self.run.price_per_second(self.sdk)
+        except Exception as exc:  # a cost is never worth a leaked sandbox
+            logger.debug("no price for %s: %s", self.sandbox_id, exc)
+        if self._written:
+            # Secrets leave before the sandbox does: a killed sandbox's disk is not ours to wipe.
+            try:
+                written = list(dict.fromkeys(self._written))
+                await self.sdk.commands.run(remove_shell(written), timeout=KILL_TIMEOUT_S)
+            except Exception as exc:
+                logger.debug("could not remove the secret files of %s: %s", self.sandbox_id, exc)
+        await self.run.kill(self.sdk)
+        self._ended = time.monotonic()
