@@ -3,11 +3,13 @@ repository is left exactly as it was."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
 import stat
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -483,6 +485,30 @@ async def test_snapshot_converts_line_endings_as_the_users_git_add_would_whateve
         "untracked.txt": b"new\n",
         "lf.txt": b"plain\n",
     }
+
+
+async def test_snapshot_sees_an_edit_of_the_same_size_made_in_the_second_of_the_commit(
+    tmp_path: Path,
+) -> None:
+    """git trusts a file's stat data (to the second) only when the file is older than the index;
+    a copy of the user's index dated later would hide this edit from the snapshot."""
+    for attempt in range(20):
+        repo = make_repo(tmp_path / f"repo-{attempt}", {"d.py": "x = 1\n"})
+        before = (repo / "d.py").stat()
+        write(repo, "d.py", "x = 2\n")
+        after = (repo / "d.py").stat()
+        if whole_seconds(before) == whole_seconds(after):
+            break
+    else:
+        pytest.fail("could not edit a file within the second it was committed in")
+    # Snapshotting in a later second: a copy of the index made now would be newer than the edit.
+    await asyncio.sleep(1 - time.time() % 1 + 0.05)
+    snap = await take_snapshot(repo, tmp_path / "snap")
+    assert files_of(snap) == {"d.py": b"x = 2\n"}
+
+
+def whole_seconds(info: os.stat_result) -> tuple[int, int]:
+    return int(info.st_mtime), int(info.st_ctime)
 
 
 async def test_snapshot_stores_bytes_as_they_are_by_default(tmp_path: Path) -> None:

@@ -212,6 +212,7 @@ class LocalSandbox(Sandbox):
                 str(out),
                 object_dirs=object_dirs,
                 exclude_file=str(exclude) if exclude is not None else None,
+                exclude_changes=self.spec.exclude_changes,
             )
         )
         if self.bubblewrap:
