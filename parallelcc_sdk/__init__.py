@@ -18,7 +18,7 @@ from .backends.base import Backend, PreparedRun, RunSpec, Sandbox, SandboxSpec
 from .backends.lines import LineSplitter
 from .backends.local import LocalBackend
 from .cleanup import cleanup, cleanup_async
-from .collection import DEFAULT_EXCLUDED_CHANGES, collect_command, unpack_changes
+from .collection import collect_command, unpack_changes
 from .contract import (
     AgentContext,
     AgentMetrics,
@@ -79,7 +79,6 @@ __all__ = [
     "ClaudeCode",
     "Command",
     "CredentialsError",
-    "DEFAULT_EXCLUDED_CHANGES",
     "Event",
     "EventType",
     "ExecutionHandle",

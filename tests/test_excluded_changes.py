@@ -15,6 +15,7 @@ from support.e2e import local_run_options
 from support.gitrepo import make_repo
 
 import parallelcc_sdk as pcc
+from parallelcc_sdk.collection import DEFAULT_EXCLUDED_CHANGES
 from parallelcc_sdk.errors import ValidationError
 
 pytestmark = pytest.mark.usefixtures("pcc_git_env")
@@ -59,7 +60,7 @@ def test_a_task_that_creates_a_virtualenv_gives_a_patch_with_only_its_real_edit(
         task.excluded_bytes,
     )
     config = json.loads((result.run_dir / "run.json").read_text())["config"]
-    assert config["exclude_changes"] == list(pcc.DEFAULT_EXCLUDED_CHANGES)
+    assert config["exclude_changes"] == list(DEFAULT_EXCLUDED_CHANGES)
 
 
 def test_exclude_changes_replaces_the_list(pcc_opts: dict[str, Any]) -> None:

@@ -13,7 +13,6 @@ CONTRACT = {
     "Task", "TaskResult", "TaskStatus", "RunResult", "RunSummary", "ExecutionHandle", "Event",
     "EventType", "Phase", "submit", "run", "run_async", "load_run", "load_tasks", "cleanup",
     "LocalBackend", "ClaudeCode", "Command", "ParallelCCError", "ValidationError",
-    "DEFAULT_EXCLUDED_CHANGES",
     # writing an agent
     "Agent", "AgentContext", "AgentMetrics", "AgentOutcome", "Invocation", "OutputParser",
     "Progress", "SandboxFile", "Stream",
