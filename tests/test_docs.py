@@ -31,6 +31,18 @@ def test_every_other_record_field_is_in_the_table_of_record_fields() -> None:
     assert [f for f in fields if f not in COLUMNS and f not in documented] == []
 
 
+def stand_in_for_pypi(folder: Path) -> Path:
+    """A folder of links to this environment's installed packages, but the SDK's own."""
+    site_packages = next(
+        Path(p) for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)
+    )
+    folder.mkdir()
+    for entry in site_packages.iterdir():
+        if "parallelcc" not in entry.name and not entry.name.endswith(".pth"):
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
 def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"{argv[:3]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
@@ -42,18 +54,18 @@ def test_the_set_up_from_a_clone_runs_as_written_and_a_first_run_works(tmp_path:
     clone = tmp_path / "parallelcc-sdk"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     # `python3` is this interpreter's base Python, so the packages of this test environment
-    # (PYTHONPATH) fit the new virtualenv and stand in for PyPI: pip finds the extras' packages
-    # already there and installs only the SDK from the clone, in seconds.
+    # (on PYTHONPATH, the SDK itself left out) fit the new virtualenv and stand in for PyPI: pip
+    # finds the extras' packages already there and installs only the SDK, from the clone.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").symlink_to(sys._base_executable)  # type: ignore[attr-defined]
-    site_packages = next(p for p in sys.path if p.endswith("site-packages") and sys.prefix in p)
+    packages = stand_in_for_pypi(tmp_path / "packages")
     home = tmp_path / "home"
     home.mkdir()
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "HOME": str(home),
-        "PYTHONPATH": site_packages,
+        "PYTHONPATH": str(packages),
         "LANG": "C.UTF-8",
         **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
     }
@@ -63,8 +75,9 @@ def test_the_set_up_from_a_clone_runs_as_written_and_a_first_run_works(tmp_path:
     assert "does not provide the extra" not in out
 
     python = clone / ".venv" / "bin" / "python"
+    # From elsewhere: in the clone, its own folder would be importable without any install.
     where = _run([str(python), "-c", "import parallelcc_sdk; print(parallelcc_sdk.__file__)"],
-                 clone, env)  # fmt: skip
+                 home, env)  # fmt: skip
     assert where.strip() == str(clone / "parallelcc_sdk" / "__init__.py")
     spec = home / ".local/share/jupyter/kernels/parallelcc-sdk/kernel.json"
     kernel = json.loads(spec.read_text())
