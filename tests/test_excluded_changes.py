@@ -59,6 +59,7 @@ def test_a_task_that_creates_a_virtualenv_gives_a_patch_with_only_its_real_edit(
         [".venv/"],
         task.excluded_bytes,
     )
+    assert pcc.load_run(result.run_dir)["task-1"].excluded_paths == (".venv/",)
     config = json.loads((result.run_dir / "run.json").read_text())["config"]
     assert config["exclude_changes"] == list(DEFAULT_EXCLUDED_CHANGES)
 
