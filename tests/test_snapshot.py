@@ -3,18 +3,22 @@ repository is left exactly as it was."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import shutil
 import stat
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.gitrepo import git, make_repo, write
+from support.gitrepo import (
+    git,
+    make_repo,
+    rewritten_within_its_second,
+    sleep_into_the_next_second,
+    write,
+)
 
 from parallelcc_sdk.errors import RepositoryError, SnapshotError
 from parallelcc_sdk.snapshot import Snapshot, resolve_repo, take_snapshot
@@ -494,21 +498,14 @@ async def test_snapshot_sees_an_edit_of_the_same_size_made_in_the_second_of_the_
     a copy of the user's index dated later would hide this edit from the snapshot."""
     for attempt in range(20):
         repo = make_repo(tmp_path / f"repo-{attempt}", {"d.py": "x = 1\n"})
-        before = (repo / "d.py").stat()
-        write(repo, "d.py", "x = 2\n")
-        after = (repo / "d.py").stat()
-        if whole_seconds(before) == whole_seconds(after):
+        if rewritten_within_its_second(repo, "d.py", "x = 2\n"):
             break
     else:
         pytest.fail("could not edit a file within the second it was committed in")
     # Snapshotting in a later second: a copy of the index made now would be newer than the edit.
-    await asyncio.sleep(1 - time.time() % 1 + 0.05)
+    await sleep_into_the_next_second()
     snap = await take_snapshot(repo, tmp_path / "snap")
     assert files_of(snap) == {"d.py": b"x = 2\n"}
-
-
-def whole_seconds(info: os.stat_result) -> tuple[int, int]:
-    return int(info.st_mtime), int(info.st_ctime)
 
 
 async def test_snapshot_stores_bytes_as_they_are_by_default(tmp_path: Path) -> None:

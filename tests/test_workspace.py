@@ -14,11 +14,20 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from support.gitrepo import SAMPLE_FILES, commit_all, git, git_bytes, init_repo, make_repo, write
+from support.gitrepo import (
+    SAMPLE_FILES,
+    commit_all,
+    git,
+    git_bytes,
+    init_repo,
+    make_repo,
+    rewritten_within_its_second,
+    sleep_into_the_next_second,
+    write,
+)
 
 from parallelcc_sdk.models import ChangeStats
 from parallelcc_sdk.snapshot import Snapshot, take_snapshot
@@ -497,11 +506,6 @@ async def test_collect_changes_into_an_existing_folder(tmp_path: Path) -> None:
     assert (dest / "metadata.json").read_text() == "{}"
 
 
-def seconds(info: os.stat_result) -> tuple[int, int]:
-    """A file's times as git compares them (in whole seconds)."""
-    return int(info.st_mtime), int(info.st_ctime)
-
-
 async def test_an_edit_of_the_same_size_in_the_second_of_the_checkout_is_collected(
     tmp_path: Path,
 ) -> None:
@@ -509,15 +513,12 @@ async def test_an_edit_of_the_same_size_in_the_second_of_the_checkout_is_collect
     a copy of the workspace's index dated later would hide this edit."""
     for attempt in range(20):
         snapshot, workspace = await setup(tmp_path / str(attempt), {"d.py": "x = 1\n"})
-        before = (workspace / "d.py").stat()
-        write(workspace, "d.py", "x = 2\n")
-        after = (workspace / "d.py").stat()
-        if seconds(before) == seconds(after):
+        if rewritten_within_its_second(workspace, "d.py", "x = 2\n"):
             break
     else:
         pytest.fail("could not edit a file within the second it was checked out in")
     # Collecting in a later second: a copy of the index made now would be newer than the edit.
-    await asyncio.sleep(1 - time.time() % 1 + 0.05)
+    await sleep_into_the_next_second()
     stats = await collect_changes(workspace, snapshot.commit, tmp_path / "out")
     assert stats.paths == ("d.py",)
 
