@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .agents.base import Agent
 from .backends.base import Backend
+from .collection import DEFAULT_EXCLUDED_CHANGES
 from .engine import Engine, RunConfig
 from .errors import BackendUnavailableError, ValidationError
 from .events import Event
@@ -18,7 +19,12 @@ from .results import RunResult
 from .runfolder.writer import create_run_dir
 from .snapshot import resolve_repo
 from .tasks import load_tasks
-from .validation import non_negative_int, optional_positive_float, positive_int
+from .validation import (
+    gitignore_patterns,
+    non_negative_int,
+    optional_positive_float,
+    positive_int,
+)
 
 DEFAULT_OUTPUT_DIR = "./parallel-results"
 
@@ -38,12 +44,17 @@ def submit(
     retry_backoff_s: float = 2.0,
     budget_usd: float | None = None,
     listeners: Iterable[Listener] = (),
+    exclude_changes: Sequence[str] = DEFAULT_EXCLUDED_CHANGES,
 ) -> ExecutionHandle:
     """Starts a run and returns its live handle at once.
 
     The run goes on the SDK's own background event-loop thread, so it never blocks (nor needs)
     the caller's loop. Bad input raises a :class:`~parallelcc_sdk.errors.ValidationError`
     before any sandbox starts.
+
+    ``exclude_changes`` are gitignore patterns of what a task may create but is never source
+    (by default a virtualenv, ``node_modules/``, caches, ``*.pyc``): it is left out of the
+    task's changes unless the repository tracks it, and named in ``TaskResult.excluded_paths``.
     """
     task_list = load_tasks(tasks)
     config = RunConfig(
@@ -56,6 +67,7 @@ def submit(
         retries=non_negative_int("retries", retries),
         retry_backoff_s=_non_negative_float("retry_backoff_s", retry_backoff_s),
         budget_usd=optional_positive_float("budget_usd", budget_usd),
+        exclude_changes=gitignore_patterns("exclude_changes", exclude_changes),
     )
     for task in task_list:
         optional_positive_float(f"timeout of task {task.task_id}", task.timeout)

@@ -2,9 +2,15 @@
 
 :func:`collect_command` is a ``/bin/sh`` + ``git`` command (nothing else needed in the sandbox)
 that measures a workspace against the run's snapshot commit and writes one tar archive holding
-the binary patch, ``numstat -z``, ``name-status -z`` and the changed files. A backend runs it
-inside its sandbox, then hands the archive to :func:`unpack_changes` on this machine, which writes
-``changes.patch`` and ``changed-files/``. Every backend therefore produces the same bytes.
+the binary patch, ``numstat -z``, ``name-status -z``, the changed files, and what was left out.
+A backend runs it inside its sandbox, then hands the archive to :func:`unpack_changes` on this
+machine, which writes ``changes.patch`` and ``changed-files/``. Every backend therefore produces
+the same bytes.
+
+What is never source (a virtualenv, ``node_modules/``, caches; :data:`DEFAULT_EXCLUDED_CHANGES`)
+is left out of the changes as if it were ignored, unless the snapshot tracks it: a task that runs
+``python -m venv .venv`` gives a patch of its real edits, not of 1,500 files of the virtualenv.
+What was left out this way, and its size, is measured in the sandbox and returned with the counts.
 
 The command runs git with configuration the SDK owns: a fresh git directory, no system, global
 or repository config, no hooks, no fsmonitor, no filters, textconv or external diff. What the
@@ -37,6 +43,8 @@ from .runfolder.layout import CHANGED_FILES_DIR, PATCH_FILE
 __all__ = [
     "ARCHIVE_NAME",
     "CHANGED_FILES_DIR",
+    "DEFAULT_EXCLUDED_CHANGES",
+    "EXCLUDED_PATHS_LIMIT",
     "PATCH_FILE",
     "collect_command",
     "parse_name_status",
@@ -47,16 +55,35 @@ __all__ = [
 ARCHIVE_NAME = "changes.tar"
 """The archive's name inside the command's ``out_dir``."""
 
+DEFAULT_EXCLUDED_CHANGES: tuple[str, ...] = (
+    ".venv/",
+    "venv/",
+    "node_modules/",
+    "__pycache__/",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    "*.pyc",
+)
+"""gitignore patterns of what a task may create but is never source: left out of its changes
+unless the snapshot tracks it (``submit(..., exclude_changes=...)`` replaces them)."""
+
+EXCLUDED_PATHS_LIMIT = 100
+"""At most this many left-out paths are returned (in git's order); the size counts them all."""
+
 _FILES_PREFIX = "files/"
 _META = ("patch", "numstat", "name-status")
+# Written by the command since it leaves out what is never source; an older one did not.
+_OPTIONAL_META = ("excluded", "excluded-bytes")
 _COPY_CHUNK = 1024 * 1024
 
-# Arguments: workspace, base commit, out dir, excludes file, then object directories.
+# Arguments: workspace, base commit, out dir, excludes file, the never-source patterns (one
+# argument, a pattern a line), then object directories.
 # Every git call goes through g(): configuration comes only from its -c flags.
 _SCRIPT = r"""
 set -u
-ws=$1 base=$2 out=$3 exclude=$4
-shift 4
+ws=$1 base=$2 out=$3 exclude=$4 never=$5
+shift 5
 fail() { printf 'parallelcc-collect: %s\n' "$*" >&2; exit 1; }
 # Every variable through which git's caller could steer where it reads, what config and
 # attributes it obeys, which programs it runs (a builtin: no process per variable).
@@ -72,6 +99,11 @@ mkdir -p "$out" || fail "cannot create $out"
 mkdir "$gd" "$gd/objects" "$gd/objects/info" "$gd/refs" "$gd/info" || fail "cannot create $gd"
 printf 'ref: refs/heads/parallelcc-collect\n' > "$gd/HEAD" || fail "cannot write to $gd"
 : > "$gd/objects/info/alternates"
+# Never-source patterns are rules of this private repository (info/exclude), obeyed besides the
+# user's: like any ignore rule, they leave alone what the base commit tracks.
+if [ -n "$never" ]; then
+  printf '%s\n' "$never" > "$gd/info/exclude" || fail "cannot write to $gd"
+fi
 for dir in "$@"; do printf '%s\n' "$dir" >> "$gd/objects/info/alternates"; done
 reuse=
 if [ -d "$ws/.git" ] && [ ! -L "$ws/.git" ] && [ -d "$ws/.git/objects" ] \
@@ -97,13 +129,36 @@ stage() { g add --all && g write-tree; }
 tree=
 # The workspace's index is a stat cache that spares rehashing unchanged files; anything odd
 # about it (a split index, missing objects, garbage) and staging starts again from the base.
-if [ -n "$reuse" ] && cp "$ws/.git/index" "$GIT_INDEX_FILE" 2> /dev/null; then
-  tree=$(stage 2> /dev/null) || tree=
+# Its entries become the base's (keeping the stat data of those that match), so what the task
+# staged or committed is measured by the same rules as the rest.
+# Copied with its time: git trusts an entry's stat data only if the file is older than the
+# index, so a copy dated now would hide an edit of the same size made in the same second.
+if [ -n "$reuse" ] && cp -p "$ws/.git/index" "$GIT_INDEX_FILE" 2> /dev/null; then
+  tree=$({ g read-tree -m -i "$base" && stage; } 2> /dev/null) || tree=
 fi
 if [ -z "$tree" ]; then
   rm -f "$GIT_INDEX_FILE"
   g read-tree "$base" 2> /dev/null || { need_base; fail "cannot read the base commit $base"; }
   tree=$(stage) || fail "git could not stage the workspace"
+fi
+# What the never-source patterns left out: with only the user's rules, whatever is still
+# untracked (a folder as one entry), then its size where du can read a NUL list (GNU).
+if [ -n "$never" ]; then
+  rm -f "$gd/info/exclude"
+  g ls-files -z --others --directory --no-empty-directory --exclude-standard > "$out/excluded" \
+    || fail "git ls-files failed"
+  size=
+  if [ -s "$out/excluded" ]; then
+    # The last line is the total: "<bytes><TAB>total".
+    size=$(du -s -c -b --files0-from="$out/excluded" 2> /dev/null | {
+      last=; while IFS= read -r line; do last=$line; done; printf '%s' "${last%%[!0-9]*}"; })
+  else
+    size=0
+  fi
+  printf '%s' "$size" > "$out/excluded-bytes"
+  set -- --add-file="$out/excluded" --add-file="$out/excluded-bytes"
+else
+  set --
 fi
 d() { g diff --cached --find-renames --no-ext-diff --no-textconv --no-color "$@" "$base" --; }
 # The base is checked only when something fails: one git process less on the usual path.
@@ -125,7 +180,7 @@ files=$(
 printf '* -text -eol -ident -filter -working-tree-encoding -export-ignore -export-subst\n' \
   > "$gd/info/attributes"
 g archive --format=tar --add-file="$out/patch" --add-file="$out/numstat" \
-  --add-file="$out/name-status" --prefix=files/ "$files" > "$out/changes.tar" \
+  --add-file="$out/name-status" "$@" --prefix=files/ "$files" > "$out/changes.tar" \
   || fail "git archive failed"
 """
 
@@ -137,19 +192,27 @@ def collect_command(
     *,
     object_dirs: Sequence[str] = (),
     exclude_file: str | None = None,
+    exclude_changes: Sequence[str] = DEFAULT_EXCLUDED_CHANGES,
 ) -> tuple[str, ...]:
     """The argv that writes ``<out_dir>/changes.tar`` for ``workspace`` measured against ``base``.
 
     All paths are as the sandbox sees them. ``object_dirs`` are git object directories that hold
     ``base`` (the run's snapshot); the workspace's own ``.git/objects`` is added when it is a real
     folder. ``exclude_file`` holds ignore patterns to apply besides the workspace's own
-    ``.gitignore`` files (the snapshot's). ``out_dir`` may exist but must not hold a ``git``
-    folder. Needs ``/bin/sh`` and git ≥ 2.30 in the sandbox; exits non-zero with a
+    ``.gitignore`` files (the snapshot's). ``exclude_changes`` are gitignore patterns of what is
+    never source, left out unless ``base`` tracks it, and measured (``()``: none). ``out_dir``
+    may exist but must not hold a ``git`` folder. Needs ``/bin/sh`` and git ≥ 2.30 in the
+    sandbox (and GNU ``du`` to size what was left out); exits non-zero with a
     ``parallelcc-collect:`` line on stderr when it cannot measure.
     """
     for path in (workspace, out_dir, exclude_file or "", *object_dirs):
         if "\n" in path:
             raise ValueError(f"path {path!r} has a newline, which git's alternates cannot hold")
+    if isinstance(exclude_changes, str):
+        raise ValueError("exclude_changes must be a sequence of patterns, not one string")
+    for pattern in exclude_changes:
+        if not pattern.strip() or "\n" in pattern or "\0" in pattern:
+            raise ValueError(f"{pattern!r} is not a gitignore pattern of one line")
     return (
         "/bin/sh",
         "-c",
@@ -159,6 +222,7 @@ def collect_command(
         base,
         out_dir,
         exclude_file or "/dev/null",
+        "\n".join(exclude_changes),
         *object_dirs,
     )
 
@@ -201,6 +265,8 @@ def unpack_changes(archive: bytes | Path, dest: Path) -> ChangeStats:
     try:
         added, removed = parse_numstat(meta["numstat"])
         present, deleted = parse_name_status(meta["name-status"])
+        excluded = parse_paths(meta.get("excluded", b""))
+        excluded_bytes = _parse_size(meta.get("excluded-bytes", b"0"))
     except (ValueError, IndexError) as exc:
         raise ChangeCollectionError(f"the change archive's file lists are bad: {exc}") from exc
     return ChangeStats(
@@ -209,6 +275,8 @@ def unpack_changes(archive: bytes | Path, dest: Path) -> ChangeStats:
         lines_removed=removed,
         paths=tuple(present),
         deleted_paths=tuple(deleted),
+        excluded_paths=tuple(excluded[:EXCLUDED_PATHS_LIMIT]),
+        excluded_bytes=excluded_bytes,
     )
 
 
@@ -232,7 +300,7 @@ def _unpack_member(
     meta: dict[str, bytes],
 ) -> None:
     name = member.name
-    if name in _META:
+    if name in _META or name in _OPTIONAL_META:
         if not member.isreg() or name in meta:
             raise ChangeCollectionError(f"the change archive's {name!r} is not one plain file")
         if name == "patch":
@@ -342,6 +410,21 @@ def parse_numstat(raw: bytes) -> tuple[int, int]:
         # With -z a rename's path field is empty and the old and new paths follow as two fields.
         i += 3 if len(parts) < 3 or parts[2] == b"" else 1
     return added, removed
+
+
+def parse_paths(raw: bytes) -> list[str]:
+    """A ``-z`` list of paths (``git ls-files -z``)."""
+    return [os.fsdecode(path) for path in raw.split(b"\0") if path]
+
+
+def _parse_size(raw: bytes) -> int | None:
+    """A byte count, or ``None`` where the sandbox could not measure it (no GNU ``du``)."""
+    text = raw.decode("ascii", errors="replace").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"the size {text[:40]!r} is not a number")
+    return int(text)
 
 
 def parse_name_status(raw: bytes) -> tuple[list[str], list[str]]:

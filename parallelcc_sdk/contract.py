@@ -71,6 +71,11 @@ class ChangeStats:
     paths: tuple[str, ...] = ()
     """Paths that exist after the task: added, modified, renamed to, type-changed."""
     deleted_paths: tuple[str, ...] = ()
+    excluded_paths: tuple[str, ...] = ()
+    """What was left out because it is never source (``.venv/``, ``node_modules/``...): a new
+    folder as one entry (``.venv/``), at most the first 100."""
+    excluded_bytes: int | None = 0
+    """The size of all that was left out; ``None`` when the sandbox could not measure it."""
 
     def record_fields(self) -> dict[str, Any]:
         """These counts as fields of a :class:`~parallelcc_sdk.models.TaskResult`."""
@@ -80,6 +85,8 @@ class ChangeStats:
             "lines_removed": self.lines_removed,
             "changed_paths": self.paths,
             "deleted_paths": self.deleted_paths,
+            "excluded_paths": self.excluded_paths,
+            "excluded_bytes": self.excluded_bytes,
         }
 
 

@@ -34,6 +34,7 @@ from .backends.base import (
     Sandbox,
     SandboxSpec,
 )
+from .collection import DEFAULT_EXCLUDED_CHANGES
 from .contract import Stream
 from .events import Event, EventType, Phase
 from .land.base import record_snapshot
@@ -62,6 +63,7 @@ class RunConfig:
     retries: int = 0
     retry_backoff_s: float = 2.0
     budget_usd: float | None = None
+    exclude_changes: tuple[str, ...] = DEFAULT_EXCLUDED_CHANGES
 
     def describe(self) -> dict[str, Any]:
         """The configuration for ``run.json``: no secrets, only plain values."""
@@ -74,6 +76,7 @@ class RunConfig:
             "task_timeout": self.task_timeout,
             "retries": self.retries,
             "budget_usd": self.budget_usd,
+            "exclude_changes": list(self.exclude_changes),
         }
 
 
@@ -161,6 +164,7 @@ class Engine:
             repo=self.config.repo,
             # Earlier runs' results, when the output folder lies inside the repository.
             exclude=(self.run_dir.parent,),
+            exclude_changes=self.config.exclude_changes,
             labels={LABEL_RUN_ID: self.run_id},
         )
         prepared: PreparedRun | None = None

@@ -113,6 +113,11 @@ class TaskResult:
     last_output: str | None = None
     changed_paths: tuple[str, ...] = ()
     deleted_paths: tuple[str, ...] = ()
+    excluded_paths: tuple[str, ...] = ()
+    """What was left out of the changes because it is never source (``.venv/``...), as paths
+    relative to the workspace (a new folder as one entry); see ``submit(exclude_changes=...)``."""
+    excluded_bytes: int | None = None
+    """The size in bytes of what was left out (0: nothing; ``None``: not measured)."""
     sandbox_info: Mapping[str, Any] = field(default_factory=dict)
     """Where the sandbox lives (a folder, a remote id...), as its ``describe()`` says."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -124,7 +129,7 @@ class TaskResult:
 
     def __post_init__(self) -> None:
         # Records read back from JSON carry lists; a record compares equal however it was made.
-        for name in ("changed_paths", "deleted_paths", "secrets_in_changes"):
+        for name in ("changed_paths", "deleted_paths", "secrets_in_changes", "excluded_paths"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value or ()))

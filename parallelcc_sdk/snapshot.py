@@ -118,10 +118,12 @@ async def _take(repo: Path, into: Path, exclude: Sequence[Path]) -> Snapshot:
     if not user_index.is_absolute():
         user_index = repo / user_index
     if user_index.is_file():
-        shutil.copyfile(user_index, into / "index")
+        # With its time (copy2): git trusts an entry's stat data only if the file is older than
+        # the index, so a copy dated now would hide an edit of the same size in the same second.
+        shutil.copy2(user_index, into / "index")
         # A split index (core.splitIndex) keeps most entries in a shared file next to the index.
         for shared in user_index.parent.glob("sharedindex.*"):
-            shutil.copyfile(shared, into / shared.name)
+            shutil.copy2(shared, into / shared.name)
     elif head:
         await git("read-tree", head, cwd=repo, env=env)
     # The copied stat cache holds blobs the user's own `git add` made, converted by their

@@ -36,6 +36,25 @@ def _as_int(value: object) -> int | None:
     return None
 
 
+def gitignore_patterns(name: str, value: object) -> tuple[str, ...]:
+    """``value`` as a tuple of one-line gitignore patterns (``[".venv/", "*.log"]``; ``[]``)."""
+    example = f"{name}=['.venv/', 'node_modules/', '*.log'], or {name}=[] to keep everything"
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
+        raise ValidationError(
+            f"{name} must be a list of gitignore patterns, got {_shown(value)}; pass {example}."
+        )
+    patterns: list[str] = []
+    for pattern in value:
+        one_line = isinstance(pattern, str) and "\n" not in pattern and "\0" not in pattern
+        if not one_line or not pattern.strip():
+            raise ValidationError(
+                f"{name} holds {_shown(pattern)}, which is not a one-line gitignore pattern; "
+                f"pass {example}."
+            )
+        patterns.append(pattern)
+    return tuple(dict.fromkeys(patterns))
+
+
 def positive_int(name: str, value: object) -> int:
     """``value`` as an int of at least 1; ``"3"`` passes, ``0``, ``2.5`` and ``"3abc"`` do not."""
     number = _as_int(value)

@@ -19,6 +19,7 @@ from ._git import git
 from .collection import (
     ARCHIVE_NAME,
     CHANGED_FILES_DIR,
+    DEFAULT_EXCLUDED_CHANGES,
     PATCH_FILE,
     collect_command,
     parse_name_status,
@@ -81,6 +82,7 @@ async def collect_changes(
     *,
     object_dirs: Sequence[Path] = (),
     exclude_file: Path | None = None,
+    exclude_changes: Sequence[str] = DEFAULT_EXCLUDED_CHANGES,
 ) -> ChangeStats:
     """Writes ``dest/changes.patch`` and ``dest/changed-files/`` and returns the counts.
 
@@ -95,6 +97,7 @@ async def collect_changes(
             str(out),
             object_dirs=[str(d) for d in object_dirs],
             exclude_file=str(exclude_file) if exclude_file is not None else None,
+            exclude_changes=exclude_changes,
         )
         proc = await asyncio.create_subprocess_exec(
             *argv,

@@ -224,6 +224,23 @@ def test_missing_executable_says_how_to_install(monkeypatch: pytest.MonkeyPatch)
     agent.validate(on_host=False)  # a remote sandbox brings its own CLI
 
 
+def test_an_executable_path_that_cannot_run_is_named_for_what_it_is(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("not a program\n")
+    (tmp_path / "plain").chmod(0o644)
+    expected = {
+        tmp_path / "missing" / "claude": "does not exist",
+        tmp_path: "is a folder, not the CLI",
+        tmp_path / "plain": "is not an executable file",
+    }
+    for path, problem in expected.items():
+        agent = ClaudeCode(executable=str(path), env={"ANTHROPIC_API_KEY": FAKE_KEY})
+        with pytest.raises(AgentNotFoundError) as caught:
+            agent.validate(on_host=True)
+        message = str(caught.value)
+        assert message.startswith(f"ClaudeCode(executable={str(path)!r}) {problem}; ")
+        assert "PATH" not in message and "npm install -g @anthropic-ai/claude-code" in message
+
+
 def test_bedrock_and_vertex_pass_only_their_own_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value-123456")

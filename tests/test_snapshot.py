@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.gitrepo import git, make_repo, write
+from support.gitrepo import (
+    git,
+    make_repo,
+    rewritten_within_its_second,
+    sleep_into_the_next_second,
+    write,
+)
 
 from parallelcc_sdk.errors import RepositoryError, SnapshotError
 from parallelcc_sdk.snapshot import Snapshot, resolve_repo, take_snapshot
@@ -483,6 +489,23 @@ async def test_snapshot_converts_line_endings_as_the_users_git_add_would_whateve
         "untracked.txt": b"new\n",
         "lf.txt": b"plain\n",
     }
+
+
+async def test_snapshot_sees_an_edit_of_the_same_size_made_in_the_second_of_the_commit(
+    tmp_path: Path,
+) -> None:
+    """git trusts a file's stat data (to the second) only when the file is older than the index;
+    a copy of the user's index dated later would hide this edit from the snapshot."""
+    for attempt in range(20):
+        repo = make_repo(tmp_path / f"repo-{attempt}", {"d.py": "x = 1\n"})
+        if rewritten_within_its_second(repo, "d.py", "x = 2\n"):
+            break
+    else:
+        pytest.fail("could not edit a file within the second it was committed in")
+    # Snapshotting in a later second: a copy of the index made now would be newer than the edit.
+    await sleep_into_the_next_second()
+    snap = await take_snapshot(repo, tmp_path / "snap")
+    assert files_of(snap) == {"d.py": b"x = 2\n"}
 
 
 async def test_snapshot_stores_bytes_as_they_are_by_default(tmp_path: Path) -> None:

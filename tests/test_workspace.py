@@ -7,15 +7,27 @@ to a fresh copy of the snapshot and reproduces the workspace, the counts are exa
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from support.gitrepo import SAMPLE_FILES, commit_all, git, git_bytes, init_repo, make_repo, write
+from support.gitrepo import (
+    SAMPLE_FILES,
+    commit_all,
+    git,
+    git_bytes,
+    init_repo,
+    make_repo,
+    rewritten_within_its_second,
+    sleep_into_the_next_second,
+    write,
+)
 
 from parallelcc_sdk.models import ChangeStats
 from parallelcc_sdk.snapshot import Snapshot, take_snapshot
@@ -492,6 +504,124 @@ async def test_collect_changes_into_an_existing_folder(tmp_path: Path) -> None:
     stats = await collect_and_verify(snapshot, workspace, dest)
     assert stats.paths == ("c.txt",)
     assert (dest / "metadata.json").read_text() == "{}"
+
+
+async def test_an_edit_of_the_same_size_in_the_second_of_the_checkout_is_collected(
+    tmp_path: Path,
+) -> None:
+    """git trusts a file's stat data (to the second) only when the file is older than the index;
+    a copy of the workspace's index dated later would hide this edit."""
+    for attempt in range(20):
+        snapshot, workspace = await setup(tmp_path / str(attempt), {"d.py": "x = 1\n"})
+        if rewritten_within_its_second(workspace, "d.py", "x = 2\n"):
+            break
+    else:
+        pytest.fail("could not edit a file within the second it was checked out in")
+    # Collecting in a later second: a copy of the index made now would be newer than the edit.
+    await sleep_into_the_next_second()
+    stats = await collect_changes(workspace, snapshot.commit, tmp_path / "out")
+    assert stats.paths == ("d.py",)
+
+
+def fake_virtualenv(root: Path, megabytes: int = 3) -> int:
+    """A tree like ``python -m venv`` makes, of about ``megabytes``; returns its file bytes."""
+    size = 0
+    for i in range(megabytes * 4):
+        data = f"# module {i}\n".encode() * (256 * 1024 // 12)
+        write(root, f".venv/lib/python3.11/site-packages/pkg{i % 7}/m{i}.py", data)
+        size += len(data)
+    write(root, ".venv/pyvenv.cfg", "home = /usr/bin\n")
+    (root / ".venv/bin").mkdir()
+    (root / ".venv/bin/python").symlink_to("/usr/bin/python3")
+    return size
+
+
+async def test_what_is_never_source_is_left_out_and_named_unless_the_snapshot_tracks_it(
+    tmp_path: Path,
+) -> None:
+    tracked_cache = "src/__pycache__/kept.cpython-311.pyc"
+    snapshot, workspace = await setup(
+        tmp_path, {**BASE, tracked_cache: b"\0old", "web/node_modules/vendored.js": "v1\n"}
+    )
+    venv_bytes = fake_virtualenv(workspace)
+    write(workspace, "src/d.py", "x = 1\ny = 3\n")  # the task's real edit
+    write(workspace, tracked_cache, b"\0new")  # tracked by the snapshot: a change
+    write(workspace, "web/node_modules/vendored.js", "v2\n")  # tracked: a change
+    write(workspace, "web/node_modules/new.js", "n\n")  # new in a tracked folder: left out
+    write(workspace, "src/__pycache__/new.cpython-311.pyc", b"\0")
+    write(workspace, "pkg/__pycache__/one.cpython-311.pyc", b"\0")
+    write(workspace, "stray.pyc", b"\0")
+    for cache in (".pytest_cache", ".mypy_cache", ".ruff_cache", "frontend/node_modules/x"):
+        write(workspace, f"{cache}/CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n")
+    # An agent that stages and commits everything does not get the virtualenv into its patch.
+    git("add", "--all", "--force", cwd=workspace)
+    git("commit", "--quiet", "-m", "agent commits everything", cwd=workspace)
+
+    left_out = {
+        path
+        for path in state_of(workspace)
+        if path.startswith((".venv/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/"))
+        or path.endswith(("new.js", "x/CACHEDIR.TAG", "new.cpython-311.pyc", "one.cpython-311.pyc"))
+        or path == "stray.pyc"
+    }
+    stats = await collect_and_verify(snapshot, workspace, tmp_path / "out", not_collected=left_out)
+
+    assert stats.paths == (tracked_cache, "src/d.py", "web/node_modules/vendored.js")
+    assert stats.excluded_paths == (
+        ".mypy_cache/",
+        ".pytest_cache/",
+        ".ruff_cache/",
+        ".venv/",
+        "frontend/",  # a new folder that holds only node_modules/ is one entry
+        "pkg/__pycache__/",
+        "src/__pycache__/new.cpython-311.pyc",
+        "stray.pyc",
+        "web/node_modules/new.js",
+    )
+    assert stats.excluded_bytes is not None
+    assert venv_bytes < stats.excluded_bytes < venv_bytes + 200_000
+    patch = (tmp_path / "out" / PATCH_FILE).read_bytes()
+    assert b".venv" not in patch and b"stray.pyc" not in patch
+
+
+async def test_a_real_virtualenv_made_by_the_task_stays_out_of_its_changes(tmp_path: Path) -> None:
+    snapshot, workspace = await setup(tmp_path)
+    venv = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venv", "--without-pip", ".venv", cwd=workspace
+    )
+    assert await venv.wait() == 0
+    write(workspace, "a.txt", "a1\na2\na3\na4\n")
+    stats = await collect_and_verify(
+        snapshot,
+        workspace,
+        tmp_path / "out",
+        not_collected={p for p in state_of(workspace) if p.startswith(".venv/")},
+    )
+    assert (stats.paths, stats.lines_added, stats.excluded_paths) == (("a.txt",), 1, (".venv/",))
+    assert stats.excluded_bytes is not None and stats.excluded_bytes > 0
+
+
+async def test_exclude_changes_replaces_the_never_source_patterns(tmp_path: Path) -> None:
+    snapshot, workspace = await setup(tmp_path)
+    fake_virtualenv(workspace, megabytes=1)
+    write(workspace, "out.log", "log\n")
+    kept = await collect_changes(
+        workspace, snapshot.commit, tmp_path / "all", exclude_changes=()
+    )
+    assert ".venv/pyvenv.cfg" in kept.paths and "out.log" in kept.paths
+    assert (kept.excluded_paths, kept.excluded_bytes) == ((), 0)
+    logs = await collect_changes(
+        workspace, snapshot.commit, tmp_path / "logs", exclude_changes=["*.log"]
+    )
+    assert ".venv/pyvenv.cfg" in logs.paths and logs.excluded_paths == ("out.log",)
+    assert logs.excluded_bytes == 4
+
+
+async def test_nothing_left_out_measures_zero(tmp_path: Path) -> None:
+    snapshot, workspace = await setup(tmp_path)
+    write(workspace, "a.txt", "changed\n")
+    stats = await collect_changes(workspace, snapshot.commit, tmp_path / "out")
+    assert (stats.excluded_paths, stats.excluded_bytes) == ((), 0)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ and are re-exported here for agent authors.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ __all__ = [
     "AgentMetrics",
     "AgentOutcome",
     "Invocation",
+    "LastLine",
     "OutputParser",
     "Progress",
     "SandboxFile",
@@ -55,6 +57,31 @@ class AgentOutcome:
     metrics: AgentMetrics = field(default_factory=AgentMetrics)
     transient: bool = False
     """True when the failure is worth retrying (rate limit, overload, connection error)."""
+
+
+# A rule of 3+ decoration characters at either end of a line, as test runners frame their
+# summaries ("===== 1 failed, 51 passed in 5.98s =====").
+_RULE = re.compile(r"^[=\-_*#~]{3,}\s*|\s*[=\-_*#~]{3,}$")
+
+
+class LastLine:
+    """The last line of a command's output that says something, on either stream.
+
+    What a failed command printed last (a test runner's summary, a compiler's error) is usually
+    why it failed, so an agent puts it in its error: ``command exited with code 1: 1 failed, 51
+    passed in 5.98s``. Blank lines and bare rules (``=====``) are skipped; rules around text are
+    cut off.
+    """
+
+    def __init__(self, limit: int = 300) -> None:
+        self.limit = limit
+        self.text: str | None = None
+
+    def feed(self, line: str) -> None:
+        # Cut first: the rule pattern must never scan a long line (its cost, not its result).
+        text = _RULE.sub("", line.strip()[: self.limit + 80]).strip()
+        if text:
+            self.text = text[: self.limit]
 
 
 class OutputParser(ABC):

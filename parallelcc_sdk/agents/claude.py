@@ -135,10 +135,27 @@ class ClaudeCode(Agent):
     def validate(self, *, on_host: bool) -> None:
         self._credentials()
         if on_host and _find_executable(self.executable, self._source_env()) is None:
-            raise AgentNotFoundError(
-                f"The Claude Code CLI ({self.executable!r}) was not found on PATH; install it with "
-                f"`{INSTALL_HINT}` (or pass ClaudeCode(executable=...))."
+            raise AgentNotFoundError(self._not_found())
+
+    def _not_found(self) -> str:
+        """Why the executable cannot run: a path is not searched on PATH, so say what it is."""
+        install = f"install it with `{INSTALL_HINT}`"
+        if os.sep not in self.executable:
+            return (
+                f"The Claude Code CLI ({self.executable!r}) was not found on PATH; {install} "
+                "(or pass ClaudeCode(executable=...))."
             )
+        path = Path(self.executable)
+        if not path.exists():
+            problem = "does not exist"
+        elif path.is_dir():
+            problem = "is a folder, not the CLI"
+        else:
+            problem = "is not an executable file"
+        return (
+            f"ClaudeCode(executable={self.executable!r}) {problem}; pass the path of the "
+            f"`claude` executable (`command -v claude` prints it), or {install}."
+        )
 
     def invocation(self, task: Task, context: AgentContext) -> Invocation:
         config_dir = f"{context.home.rstrip('/')}/{CONFIG_DIR_NAME}"

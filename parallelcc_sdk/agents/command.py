@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ValidationError
 from ..models import Task, TaskStatus
 from ..redaction import secret_values
-from .base import Agent, AgentContext, AgentOutcome, Invocation, OutputParser, Progress, Stream
+from .base import (
+    Agent,
+    AgentContext,
+    AgentOutcome,
+    Invocation,
+    LastLine,
+    OutputParser,
+    Progress,
+    Stream,
+)
 
 # Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN); beyond that the prompt
 # is only on stdin, which has no limit.
@@ -21,7 +29,8 @@ class Command(Agent):
 
     The task's prompt arrives byte for byte on stdin and in ``PARALLELCC_PROMPT`` (when it fits
     in an environment variable, 128 KiB); the task id in ``PARALLELCC_TASK_ID``. The prompt is
-    never interpolated into the command line. Exit code 0 means completed.
+    never interpolated into the command line. Exit code 0 means completed; otherwise the task
+    failed, and its error ends with the last line the command printed (on either stream).
     """
 
     name = "command"
@@ -58,19 +67,20 @@ class Command(Agent):
 
 
 class _ExitCodeParser(OutputParser):
-    """A plain command reports nothing structured: its exit code is the verdict."""
+    """A plain command reports nothing structured: its exit code is the verdict, and its last
+    line (a test runner's summary, a traceback's last line) the likely reason."""
 
     def __init__(self) -> None:
-        self._last_stderr: deque[str] = deque(maxlen=1)
+        # Either stream: pytest prints its "1 failed, 51 passed" summary on stdout.
+        self._last = LastLine()
 
     def feed(self, stream: Stream, line: str) -> Sequence[Progress]:
-        if stream == "stderr" and line.strip():
-            self._last_stderr.append(line.strip())
+        self._last.feed(line)
         return ()
 
     def finish(self, exit_code: int | None) -> AgentOutcome:
         if exit_code == 0:
             return AgentOutcome(status=TaskStatus.COMPLETED)
         reason = "was killed" if exit_code is None else f"exited with code {exit_code}"
-        detail = f": {self._last_stderr[0][:300]}" if self._last_stderr else ""
+        detail = f": {self._last.text}" if self._last.text else ""
         return AgentOutcome(status=TaskStatus.FAILED, error=f"command {reason}{detail}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from ..collection import DEFAULT_EXCLUDED_CHANGES
 from ..contract import AgentContext, ChangeStats, Invocation, LineHandler
 from ..snapshot import Snapshot, take_snapshot
 
@@ -54,6 +55,9 @@ class RunSpec:
     """The user's repository (its top level); only ever read."""
     exclude: tuple[Path, ...] = ()
     """Folders inside the repository whose untracked files stay out of the snapshot."""
+    exclude_changes: tuple[str, ...] = DEFAULT_EXCLUDED_CHANGES
+    """gitignore patterns of what is never source, left out of every task's changes unless the
+    snapshot tracks it: pass them to :func:`~parallelcc_sdk.collection.collect_command`."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """At least ``parallelcc_run_id``: put them on whatever the run creates, to find it again."""
 
@@ -92,6 +96,10 @@ class SandboxSpec:
     def snapshot(self) -> Snapshot:
         return self.run.snapshot
 
+    @property
+    def exclude_changes(self) -> tuple[str, ...]:
+        return self.run.spec.exclude_changes
+
 
 class Sandbox(ABC):
     """One isolated workspace for one task attempt.
@@ -127,8 +135,8 @@ class Sandbox(ABC):
         """Writes ``changes.patch`` and ``changed-files/`` under ``dest`` and returns the counts.
 
         An earlier attempt's outputs in ``dest`` are replaced. Use the shared collection command
-        and :func:`~parallelcc_sdk.collection.unpack_changes`, so every backend writes the same
-        bytes.
+        (with the spec's ``exclude_changes``) and
+        :func:`~parallelcc_sdk.collection.unpack_changes`, so every backend writes the same bytes.
         """
 
     @abstractmethod

@@ -332,6 +332,7 @@ class LocalSandbox(Sandbox):
                 str(out),
                 object_dirs=object_dirs,
                 exclude_file=str(exclude) if exclude is not None else None,
+                exclude_changes=self.spec.exclude_changes,
             )
         )
         # The task's allow-list without its passthrough: git needs nothing the user lets through.

@@ -15,6 +15,9 @@ What it checks (``checks.py``):
   files, mode changes, symlinks inside and pointing outside, odd names, agent commits, a hostile
   ``.git``): ``changes.patch`` applies with ``git apply --binary`` onto the snapshot and
   reproduces the workspace, ``changed-files/`` holds exactly the changed files, counts are exact;
+- ``collect`` leaves out what is never source (a virtualenv, ``node_modules/``, caches,
+  ``*.pyc``) unless the snapshot tracks it, names it and measures its size, and obeys the run's
+  own ``RunSpec.exclude_changes`` (so pass ``spec.exclude_changes`` to ``collect_command``);
 - cancelling ``exec`` kills everything the command started, background and ``setsid`` children
   included;
 - ``close`` is safe twice, and after ``async with``;

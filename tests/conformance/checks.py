@@ -7,6 +7,7 @@ any backend. ``test_backend_conformance.py`` runs them all on every registered b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -258,7 +259,13 @@ async def check_collect_scenario(h: Harness, scenario: Scenario) -> pcc.ChangeSt
 
 
 def verify_collected(h: Harness, dest: Path, stats: pcc.ChangeStats, workspace: State) -> None:
-    """The patch applied to the snapshot reproduces the workspace; the copies are exact."""
+    """The patch applied to the snapshot reproduces the workspace, but what was left out; the
+    copies are exact."""
+    workspace = {
+        path: entry
+        for path, entry in workspace.items()
+        if not any(_under(path, excluded) for excluded in stats.excluded_paths)
+    }
     fresh = h.snapshot_tree(h.root / f"fresh-{len(list(h.root.glob('fresh-*')))}")
     patch = dest / PATCH_FILE
     subprocess.run(["git", "init", "--quiet"], cwd=fresh, check=True)
@@ -277,6 +284,73 @@ def verify_collected(h: Harness, dest: Path, stats: pcc.ChangeStats, workspace: 
     assert stats.files_changed == len(stats.paths) + len(stats.deleted_paths)
     assert len(set(stats.paths)) == len(stats.paths)
     assert not set(stats.paths) & set(stats.deleted_paths)
+
+
+def _under(path: str, excluded: str) -> bool:
+    """``path`` is the left-out file ``excluded``, or lies in the left-out folder ``excluded/``."""
+    return path.startswith(excluded) if excluded.endswith("/") else path == excluded
+
+
+# A virtualenv, caches and compiled files a task leaves behind, beside two real edits: one of
+# them in lib/node_modules/, which the snapshot tracks (so it is kept; a new file there is not).
+NEVER_SOURCE = " && ".join(
+    [
+        "mkdir -p .venv/bin .venv/lib/python3/site-packages/big",
+        "ln -s /usr/bin/python3 .venv/bin/python",
+        "for i in $(seq 40); do head -c 50000 /dev/zero | tr '\\0' v"
+        " > .venv/lib/python3/site-packages/big/m$i.py; done",
+        "mkdir -p src/__pycache__ node_modules/left-pad .pytest_cache sub/.mypy_cache",
+        "printf c > src/__pycache__/d.cpython-311.pyc",
+        "printf p > stray.pyc",
+        "printf j > node_modules/left-pad/index.js",
+        "printf x > .pytest_cache/README.md",
+        "printf m > sub/.mypy_cache/x.json",
+        "printf 'x = 2\\ny = 2\\n' > src/d.py",
+        "printf 'k2\\n' > lib/node_modules/kept.js",
+        "printf n > lib/node_modules/new.js",
+    ]
+)
+
+
+async def check_collect_leaves_out_what_is_never_source(h: Harness) -> None:
+    sandbox = await h.prepared()
+    done = await h.sh(sandbox, NEVER_SOURCE)
+    assert done.code == 0, done.stderr
+    workspace = await h.state(sandbox)
+    dest = h.run.spec.run_dir / "task-1"
+    stats = await sandbox.collect(dest)
+    verify_collected(h, dest, stats, workspace)
+    assert stats.paths == ("lib/node_modules/kept.js", "src/d.py")
+    assert set(stats.excluded_paths) == {
+        ".venv/",
+        ".pytest_cache/",
+        "lib/node_modules/new.js",
+        "node_modules/",
+        "src/__pycache__/",
+        "stray.pyc",
+        "sub/",  # a new folder holding only a cache is one entry
+    }
+    assert stats.excluded_bytes is not None and 2_000_000 <= stats.excluded_bytes < 3_000_000
+    patch = (dest / PATCH_FILE).read_bytes()
+    assert b".venv" not in patch and b"pyc" not in patch and b"left-pad" not in patch
+
+
+async def check_collect_obeys_the_runs_exclude_changes(h: Harness) -> None:
+    run = dataclasses.replace(
+        h.run, spec=dataclasses.replace(h.run.spec, exclude_changes=("*.log", "build/"))
+    )
+    sandbox = await h.open("task-1", run=run)
+    await sandbox.prepare()
+    done = await h.sh(
+        sandbox,
+        "mkdir -p build .venv && printf 'l' > out.log && printf 'b' > build/x && "
+        "printf 'v' > .venv/kept && printf 'a4\\n' >> a.txt",
+    )
+    assert done.code == 0, done.stderr
+    stats = await sandbox.collect(h.run.spec.run_dir / "task-1")
+    assert stats.paths == (".venv/kept", "a.txt")
+    assert stats.excluded_paths == ("build/", "out.log")
+    assert stats.excluded_bytes is not None and stats.excluded_bytes >= 2
 
 
 async def check_collect_twice_replaces_the_earlier_copies(h: Harness) -> None:

@@ -17,7 +17,12 @@ from support.gitrepo import SAMPLE_FILES, commit_all, init_repo, write
 import parallelcc_sdk as pcc
 
 # The snapshot a run starts from: committed files, then uncommitted edits and untracked files.
-BASE_FILES: dict[str, str | bytes] = {**SAMPLE_FILES, "with space.txt": "space\n"}
+BASE_FILES: dict[str, str | bytes] = {
+    **SAMPLE_FILES,
+    "with space.txt": "space\n",
+    # Vendored: never source by default, but tracked, so a task's edit of it is a change.
+    "lib/node_modules/kept.js": "k\n",
+}
 UNCOMMITTED = {"c.txt": "c1\nuncommitted\n", "untracked/new.txt": "untracked\n"}
 
 # Each file and symlink under the current folder (but the top .git), one line each:
@@ -56,17 +61,21 @@ class Harness:
     def snapshot(self) -> pcc.Snapshot:
         return self.run.snapshot
 
-    async def open(self, task_id: str = "task-1", attempt: int = 1) -> pcc.Sandbox:
-        task_dir = self.run.spec.run_dir / task_id
+    async def open(
+        self, task_id: str = "task-1", attempt: int = 1, *, run: pcc.PreparedRun | None = None
+    ) -> pcc.Sandbox:
+        """A sandbox of the run (or of ``run``, the same run with other options)."""
+        run = run or self.run
+        task_dir = run.spec.run_dir / task_id
         task_dir.mkdir(parents=True, exist_ok=True)
         spec = pcc.SandboxSpec(
-            run=self.run,
+            run=run,
             task_id=task_id,
             attempt=attempt,
             task_dir=task_dir,
             time_limit_s=300,
             labels={
-                **self.run.spec.labels,
+                **run.spec.labels,
                 "parallelcc_task_id": task_id,
                 "parallelcc_attempt": str(attempt),
             },

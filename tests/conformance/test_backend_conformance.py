@@ -70,6 +70,14 @@ async def test_collect_reproduces_the_workspace(
     await checks.check_collect_scenario(harness, scenario)
 
 
+async def test_collect_leaves_out_what_is_never_source(harness: Harness) -> None:
+    await checks.check_collect_leaves_out_what_is_never_source(harness)
+
+
+async def test_collect_obeys_the_runs_exclude_changes(harness: Harness) -> None:
+    await checks.check_collect_obeys_the_runs_exclude_changes(harness)
+
+
 async def test_collect_twice_replaces_the_earlier_copies(harness: Harness) -> None:
     await checks.check_collect_twice_replaces_the_earlier_copies(harness)
 

@@ -4,7 +4,9 @@ The ``pcc_git_env`` fixture (conftest.py) gives a test a HOME whose git identity
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,6 +50,20 @@ def write(root: Path, rel: str, data: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)
     return path
+
+
+def rewritten_within_its_second(root: Path, rel: str, data: str) -> bool:
+    """Rewrites ``root/rel`` with ``data``; True if its times (as git compares them, to the
+    second) did not change, so that only git's care with the index's own time can see it."""
+    before = (root / rel).stat()
+    write(root, rel, data)
+    after = (root / rel).stat()
+    seconds = [(int(s.st_mtime), int(s.st_ctime)) for s in (before, after)]
+    return seconds[0] == seconds[1]
+
+
+async def sleep_into_the_next_second() -> None:
+    await asyncio.sleep(1 - time.time() % 1 + 0.05)
 
 
 def init_repo(root: Path, files: Mapping[str, str | bytes] | None = None) -> Path:

@@ -228,7 +228,13 @@ class E2BBackend(Backend):
         labels = {**state.labels, **spec.labels}
         sdk, how = await state.task_sandbox(labels, lifetime)
         try:
-            return E2BSandbox(sdk=sdk, run=state, how=how, lifetime_s=lifetime)
+            return E2BSandbox(
+                sdk=sdk,
+                run=state,
+                how=how,
+                lifetime_s=lifetime,
+                exclude_changes=spec.exclude_changes,
+            )
         except BaseException:
             await asyncio.shield(state.kill(sdk))
             raise

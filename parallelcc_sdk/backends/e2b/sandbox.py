@@ -45,9 +45,18 @@ _ERROR_LINES = 5
 class E2BSandbox(Sandbox):
     """A running E2B sandbox, made by a fork of the run's base or created and uploaded to."""
 
-    def __init__(self, *, sdk: AsyncSandbox, run: E2BRun, how: How, lifetime_s: int) -> None:
+    def __init__(
+        self,
+        *,
+        sdk: AsyncSandbox,
+        run: E2BRun,
+        how: How,
+        lifetime_s: int,
+        exclude_changes: tuple[str, ...],
+    ) -> None:
         self.sdk = sdk
         self.run = run
+        self.exclude_changes = exclude_changes
         self.how = how
         self.sandbox_id = sdk.sandbox_id
         self._base_id = run.base.sandbox_id if how == "fork" and run.base is not None else None
@@ -140,6 +149,7 @@ class E2BSandbox(Sandbox):
             out,
             object_dirs=[OBJECTS_DIR],
             exclude_file=EXCLUDE_PATH if self.run.archive.has_exclude else None,
+            exclude_changes=self.exclude_changes,
         )
         try:
             await self.sdk.commands.run(collect_shell(argv), timeout=COLLECT_TIMEOUT_S)
