@@ -10,6 +10,7 @@ from typing import Any
 
 from .agents.base import Agent
 from .backends.base import Backend
+from .bestof import Selector, checked_selector, expand_candidates
 from .engine import Engine, RunConfig
 from .errors import BackendUnavailableError, ValidationError
 from .events import Event
@@ -38,14 +39,27 @@ def submit(
     retry_backoff_s: float = 2.0,
     budget_usd: float | None = None,
     listeners: Iterable[Listener] = (),
+    attempts: int = 1,
+    select: Selector | None = None,
+    select_command: str | None = None,
 ) -> ExecutionHandle:
     """Starts a run and returns its live handle at once.
 
     The run goes on the SDK's own background event-loop thread, so it never blocks (nor needs)
     the caller's loop. Bad input raises a :class:`~parallelcc_sdk.errors.ValidationError`
     before any sandbox starts.
+
+    ``attempts=N`` runs every task as N independent candidates and ``select`` picks one of each
+    (best-of-N, see :mod:`~parallelcc_sdk.bestof`); ``select_command`` is a shell command run
+    in every task's workspace after its agent (``"pytest -q"``), whose exit code the ``"tests"``
+    selector reads. ``select`` defaults to ``"tests"`` with a ``select_command``, else
+    ``"smallest_diff"``.
     """
-    task_list = load_tasks(tasks)
+    check_command = _optional_command("select_command", select_command)
+    if select is None:
+        select = "tests" if check_command is not None else "smallest_diff"
+    selector = checked_selector(select, check_command)
+    task_list = expand_candidates(load_tasks(tasks), positive_int("attempts", attempts))
     config = RunConfig(
         repo=resolve_repo(os.fspath(repo)),
         backend=resolve_backend(backend),
@@ -56,6 +70,8 @@ def submit(
         retries=non_negative_int("retries", retries),
         retry_backoff_s=_non_negative_float("retry_backoff_s", retry_backoff_s),
         budget_usd=optional_positive_float("budget_usd", budget_usd),
+        check_command=check_command,
+        select=selector,
     )
     for task in task_list:
         optional_positive_float(f"timeout of task {task.task_id}", task.timeout)
@@ -165,6 +181,16 @@ def _check_isolation(backend: Backend, agent: Agent) -> None:
             "to this machine; install a working bubblewrap (`apt-get install bubblewrap`), or "
             "pass backend=pcc.LocalBackend(isolation='none') to run them unsandboxed on purpose."
         )
+
+
+def _optional_command(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(
+            f"{name}={value!r:.60} must be a shell command such as 'pytest -q', or None."
+        )
+    return value
 
 
 def _flag(name: str, value: Any) -> bool:

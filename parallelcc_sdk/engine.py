@@ -34,6 +34,7 @@ from .backends.base import (
     Sandbox,
     SandboxSpec,
 )
+from .bestof import Selection, Selector
 from .contract import Stream
 from .events import Event, EventType, Phase
 from .models import RunStatus, Task, TaskResult, TaskStatus
@@ -61,6 +62,10 @@ class RunConfig:
     retries: int = 0
     retry_backoff_s: float = 2.0
     budget_usd: float | None = None
+    check_command: str | None = None
+    """Run in each task's workspace after its agent completed (see ``checking``)."""
+    select: Selector | None = None
+    """How best-of-N candidates are chosen between (see ``bestof``)."""
 
     def describe(self) -> dict[str, Any]:
         """The configuration for ``run.json``: no secrets, only plain values."""
@@ -73,6 +78,8 @@ class RunConfig:
             "task_timeout": self.task_timeout,
             "retries": self.retries,
             "budget_usd": self.budget_usd,
+            "check_command": self.check_command,
+            "select": self.select if isinstance(self.select, str | None) else "function",
         }
 
 
@@ -100,6 +107,8 @@ class Engine:
                 prompt=t.prompt,
                 output_path=str(self.layout.task_dir(t.task_id)),
                 metadata=dict(t.metadata),
+                candidate_of=t.candidate_of,
+                candidate=t.candidate,
             )
             for t in tasks
         }
@@ -113,7 +122,10 @@ class Engine:
         self._stop_reason: str | None = None
         self._interrupted = False
         self.spend = SpendLedger(config.budget_usd)
-        self._attempts = AttemptRunner(config.backend, config.agent, self.redactor)
+        self._attempts = AttemptRunner(
+            config.backend, config.agent, self.redactor, check_command=config.check_command
+        )
+        self._selection = Selection.of(tasks, config.select or "smallest_diff")
         self._t0 = 0.0
 
     # -- public, loop thread only -------------------------------------------------------------
@@ -352,10 +364,27 @@ class Engine:
     # -- decisions after a task ---------------------------------------------------------------
 
     def _after_finish(self, record: TaskResult) -> None:
+        self._apply_selection(record.task_id)
         failed = record.status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
         if self.config.fail_fast and failed and not self.stopping:
             self._stop(f"fail-fast: task {record.task_id} {record.status.value}")
         self._check_budget()
+
+    def _apply_selection(self, task_id: str | None) -> None:
+        """Records the choice of each best-of-N group whose last candidate just finished."""
+        for record in self._selection.decide(self.results, task_id):
+            self.results[record.task_id] = record
+            self.journal.update(record)
+            write_task_metadata(self.layout.task_dir(record.task_id), record)
+            self._emit(
+                Event(
+                    EventType.TASK_PROGRESS,
+                    self.run_id,
+                    task_id=record.task_id,
+                    task=record,
+                    message=record.selection_reason,
+                )
+            )
 
     def _check_budget(self, spare: str | None = None) -> None:
         """Stops the run once the budget is spent; ``spare`` is a task whose work is done."""
@@ -426,6 +455,7 @@ class Engine:
 
     def _finalize(self, state: RunStatus) -> RunResult:
         self.finished_at = datetime.now(UTC)
+        self._apply_selection(None)
         tasks = tuple(self.results[t.task_id] for t in self.tasks)
         summary = RunSummary.from_results(self.run_id, tasks, time.monotonic() - self._t0)
         result = RunResult(self.run_id, self.run_dir, tasks, summary, state=state)

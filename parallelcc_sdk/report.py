@@ -79,7 +79,7 @@ def _lines(task: TaskResult) -> str:
 def _task_row(task: TaskResult) -> list[str]:
     status = TaskStatus(task.status).value
     return [
-        task.task_id,
+        fmt.task_label(task),
         f"{fmt.status_symbol(status)} {fmt.status_label(status)}",
         fmt.duration(task.duration_s),
         fmt.UNKNOWN if task.files_changed is None else str(task.files_changed),
@@ -94,6 +94,28 @@ def _tasks(result: RunResult) -> list[str]:
     header = ["Task", "Status", "Duration", "Files", "Lines +/-", "Cost", "Prompt", "Last output"]
     align = [":---", ":---", "---:", "---:", "---:", "---:", ":---", ":---"]
     return _table(header, [_task_row(t) for t in result.tasks], align)
+
+
+def _best_of(result: RunResult) -> list[str]:
+    """One row per candidate of every best-of-N task: what its check said, which was chosen."""
+    candidates = [t for t in result.tasks if t.candidate_of is not None]
+    if not candidates:
+        return []
+    rows = [
+        [
+            t.candidate_of or "",
+            fmt.task_label(t),
+            fmt.status_label(TaskStatus(t.status).value),
+            fmt.UNKNOWN if t.check_exit_code is None else f"exit {t.check_exit_code}",
+            _lines(t),
+            fmt.cost(t.cost_usd),
+            t.selection_reason or fmt.UNKNOWN,
+        ]
+        for t in candidates
+    ]
+    header = ["Task", "Candidate", "Status", "Check", "Lines +/-", "Cost", "Selection"]
+    align = [":---", ":---", ":---", ":---", "---:", "---:", ":---"]
+    return ["", "## Best of N", "", *_table(header, rows, align)]
 
 
 def _fenced(text: str) -> list[str]:
@@ -160,6 +182,7 @@ def render_report(result: RunResult) -> str:
         "## Tasks",
         "",
         *_tasks(result),
+        *_best_of(result),
         *_errors(result),
     ]
     return "\n".join(lines) + "\n"

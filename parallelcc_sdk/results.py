@@ -64,6 +64,12 @@ _DTYPE_NAMES: dict[str, str] = {
     "phase": "string",
     "last_output": "string",
     "isolation": "string",
+    # Best-of-N (see bestof): group candidates with df.groupby("candidate_of").
+    "candidate_of": "string",
+    "candidate": "Int64",
+    "selected": "boolean",
+    "selection_reason": "string",
+    "check_exit_code": "Int64",
 }
 
 COLUMNS: list[str] = list(_DTYPE_NAMES)
@@ -261,6 +267,18 @@ class RunResult:
     def counts(self) -> dict[str, int]:
         """Number of tasks in each status, every status listed."""
         return count_statuses(self.tasks)
+
+    @property
+    def best(self) -> dict[str, TaskResult]:
+        """The task the user gave → its result: for a best-of-N task, the selected candidate
+        (absent when none was selected); any other task, itself."""
+        best: dict[str, TaskResult] = {}
+        for task in self.tasks:
+            if task.candidate_of is None:
+                best[task.task_id] = task
+            elif task.selected:
+                best[task.candidate_of] = task
+        return best
 
     def __getitem__(self, task_id: str) -> TaskResult:
         for task in self.tasks:

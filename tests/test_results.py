@@ -50,6 +50,11 @@ EXPECTED_DTYPES = {
     "phase": "string",
     "last_output": "string",
     "isolation": "string",
+    "candidate_of": "string",
+    "candidate": "Int64",
+    "selected": "boolean",
+    "selection_reason": "string",
+    "check_exit_code": "Int64",
 }
 
 
