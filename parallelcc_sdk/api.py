@@ -15,7 +15,9 @@ from .engine import Engine, RunConfig
 from .errors import BackendUnavailableError, ValidationError
 from .events import Event
 from .handle import ExecutionHandle, Listener
+from .models import Task
 from .results import RunResult
+from .runfolder.layout import SETUP_DIR
 from .runfolder.writer import create_run_dir
 from .snapshot import resolve_repo
 from .tasks import load_tasks
@@ -42,6 +44,7 @@ def submit(
     attempts: int = 1,
     select: Selector | None = None,
     select_command: str | None = None,
+    setup: str | None = None,
 ) -> ExecutionHandle:
     """Starts a run and returns its live handle at once.
 
@@ -54,6 +57,9 @@ def submit(
     in every task's workspace after its agent (``"pytest -q"``), whose exit code the ``"tests"``
     selector reads. ``select`` defaults to ``"tests"`` with a ``select_command``, else
     ``"smallest_diff"``.
+
+    ``setup`` is a shell command (``"pip install -e ."``) run once before any task, in the state
+    every task starts from; it must write only ignored files (see ``setup_step``).
     """
     check_command = _optional_command("select_command", select_command)
     if select is None:
@@ -72,10 +78,12 @@ def submit(
         budget_usd=optional_positive_float("budget_usd", budget_usd),
         check_command=check_command,
         select=selector,
+        setup=_optional_command("setup", setup),
     )
     for task in task_list:
         optional_positive_float(f"timeout of task {task.task_id}", task.timeout)
     config.backend.validate()
+    _check_setup(config, task_list)
     config.agent.validate(on_host=config.backend.runs_on_host)
     _check_isolation(config.backend, config.agent)
     out = Path(output_dir).expanduser()
@@ -180,6 +188,20 @@ def _check_isolation(backend: Backend, agent: Agent) -> None:
             "works here (bubblewrap is missing or broken), so its tasks would have full access "
             "to this machine; install a working bubblewrap (`apt-get install bubblewrap`), or "
             "pass backend=pcc.LocalBackend(isolation='none') to run them unsandboxed on purpose."
+        )
+
+
+def _check_setup(config: RunConfig, tasks: list[Task]) -> None:
+    if config.setup is None:
+        return
+    if not config.backend.supports_setup:
+        raise ValidationError(
+            f"the {config.backend.name} backend cannot run a set-up command; drop setup= or "
+            "use backend='local'."
+        )
+    if any(task.task_id == SETUP_DIR for task in tasks):
+        raise ValidationError(
+            f"a task has the id {SETUP_DIR!r}, the folder of the run's set-up; rename the task."
         )
 
 

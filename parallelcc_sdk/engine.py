@@ -36,12 +36,14 @@ from .backends.base import (
 )
 from .bestof import Selection, Selector
 from .contract import Stream
+from .errors import SetupError
 from .events import Event, EventType, Phase
 from .models import RunStatus, Task, TaskResult, TaskStatus
 from .redaction import Redactor
 from .results import RunResult, RunSummary
 from .runfolder.layout import RunLayout
 from .runfolder.writer import RunJournal, write_run_outputs, write_task_metadata
+from .setup_step import run_setup_step
 from .spend import SpendLedger
 
 logger = logging.getLogger("parallelcc_sdk")
@@ -66,6 +68,8 @@ class RunConfig:
     """Run in each task's workspace after its agent completed (see ``checking``)."""
     select: Selector | None = None
     """How best-of-N candidates are chosen between (see ``bestof``)."""
+    setup: str | None = None
+    """A command run once before any task, in the state every task starts from (``setup_step``)."""
 
     def describe(self) -> dict[str, Any]:
         """The configuration for ``run.json``: no secrets, only plain values."""
@@ -80,6 +84,7 @@ class RunConfig:
             "budget_usd": self.budget_usd,
             "check_command": self.check_command,
             "select": self.select if isinstance(self.select, str | None) else "function",
+            "setup": self.setup,
         }
 
 
@@ -178,6 +183,7 @@ class Engine:
         state = RunStatus.FINISHED
         try:
             prepared = await self.config.backend.start_run(spec)
+            await self._setup(prepared)
             workers = [
                 asyncio.create_task(self._worker(prepared), name=f"parallelcc-worker-{i}")
                 for i in range(min(self.config.max_concurrent, len(self.tasks)))
@@ -200,6 +206,20 @@ class Engine:
             if prepared is not None:
                 await self._end_run(prepared)
         return result
+
+    async def _setup(self, prepared: PreparedRun) -> None:
+        if self.config.setup is None:
+            return
+        try:
+            record = await run_setup_step(
+                self.config.backend, prepared, self.config.setup, self.redactor
+            )
+        except SetupError as exc:
+            self.journal.extra["setup"] = exc.record
+            self._stop("the run's set-up failed")
+            raise
+        self.journal.extra["setup"] = record
+        self.journal.write()  # no task has started: run.json holds every record already
 
     async def _end_run(self, prepared: PreparedRun) -> None:
         try:

@@ -67,6 +67,11 @@ def _statistics(result: RunResult) -> list[str]:
     isolation = _isolation(result)
     if isolation is not None:
         rows.append(["Isolation", isolation])
+    setup = result.setup
+    if setup is not None:
+        took = fmt.duration(setup.get("duration_s"))
+        code = setup.get("exit_code")
+        rows.append(["Set-up", f"{setup.get('command')}: exit code {code}, {took}"])
     return _table(["Metric", "Value"], rows, [":---", "---:"])
 
 

@@ -280,6 +280,20 @@ class RunResult:
                 best[task.candidate_of] = task
         return best
 
+    @property
+    def setup(self) -> dict[str, Any] | None:
+        """The run's set-up (command, exit code, times), read from ``setup/setup.json``; ``None``
+        for a run without one."""
+        import json
+
+        from .runfolder.layout import RunLayout
+
+        try:
+            data = json.loads(RunLayout(self.run_dir).setup_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
     def __getitem__(self, task_id: str) -> TaskResult:
         for task in self.tasks:
             if task.task_id == task_id:

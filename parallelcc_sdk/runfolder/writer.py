@@ -177,6 +177,8 @@ class RunJournal:
         self.finished_at: str | None = None
         self.process = RunProcess.current()
         self._config = Redactor().redact_obj(to_jsonable(config))
+        self.extra: dict[str, Any] = {}
+        """More top-level entries of ``run.json`` (the run's ``setup``), written with it."""
         # The last record written for each task: updates write only what differs from it.
         self._records: dict[str, TaskResult] = {t.task_id: t for t in tasks}
         self._lock = threading.Lock()
@@ -192,7 +194,7 @@ class RunJournal:
             process=self.process,
             config=self._config,
             tasks=list(self._records.values()),
-        )
+        ) | {str(k): to_jsonable(v) for k, v in self.extra.items()}
 
     def write(self) -> None:
         """Write ``run.json`` with every task's current record and start an empty journal."""
