@@ -50,6 +50,7 @@ from .events import Event, EventType, Phase
 from .handle import ExecutionHandle
 from .models import RunStatus, Task, TaskResult, TaskStatus
 from .results import RunResult, RunSummary
+from .resume import resume, retry, submit_resume, submit_retry
 from .runfolder import RunInfo, list_runs, load_run
 from .snapshot import Snapshot
 from .tasks import load_tasks
@@ -124,8 +125,12 @@ __all__ = [
     "list_runs",
     "load_run",
     "load_tasks",
+    "resume",
+    "retry",
     "run",
     "run_async",
     "submit",
+    "submit_resume",
+    "submit_retry",
     "unpack_changes",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 from .agents.base import Agent
 from .backends.base import Backend
 from .bestof import Selector, checked_selector, expand_candidates
+from .continuation import Continuation
 from .engine import Engine, RunConfig
 from .errors import BackendUnavailableError, ValidationError
 from .events import Event
@@ -85,7 +86,7 @@ def submit(
     config.backend.validate()
     _check_setup(config, task_list)
     config.agent.validate(on_host=config.backend.runs_on_host)
-    _check_isolation(config.backend, config.agent)
+    check_isolation(config.backend, config.agent)
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ValidationError(
@@ -98,12 +99,30 @@ def submit(
             f"output_dir {str(output_dir)!r} cannot be written ({exc.strerror or exc}); pass a "
             "folder you can write to."
         ) from exc
+    return start_engine(
+        task_list, config, run_id, run_dir, progress=progress, listeners=listeners
+    )
+
+
+def start_engine(
+    tasks: list[Task],
+    config: RunConfig,
+    run_id: str,
+    run_dir: Path,
+    *,
+    progress: str | bool,
+    listeners: Iterable[Listener],
+    continuation: Continuation | None = None,
+) -> ExecutionHandle:
+    """Starts an engine for checked input on the SDK's loop; its handle, with views attached."""
     handle: ExecutionHandle
 
     def emit(event: Event) -> None:
         handle._dispatch(event)
 
-    engine = Engine(task_list, config, run_id=run_id, run_dir=run_dir, emit=emit)
+    engine = Engine(
+        tasks, config, run_id=run_id, run_dir=run_dir, emit=emit, continuation=continuation
+    )
     handle = ExecutionHandle(engine)
     for listener in listeners:
         handle.add_listener(listener)
@@ -176,7 +195,7 @@ def resolve_agent(agent: str | Agent) -> Agent:
     )
 
 
-def _check_isolation(backend: Backend, agent: Agent) -> None:
+def check_isolation(backend: Backend, agent: Agent) -> None:
     """An agent that edits unattended runs unsandboxed only when the user chose that."""
     if (
         agent.edits_unattended

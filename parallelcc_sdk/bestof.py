@@ -175,12 +175,21 @@ class Selection:
     decided: set[str]
 
     @classmethod
-    def of(cls, tasks: Iterable[Task], select: Selector) -> Selection:
+    def of(
+        cls, tasks: Iterable[Task], select: Selector, results: Mapping[str, TaskResult]
+    ) -> Selection:
+        """The groups of ``tasks``; those whose every record has a choice already are decided
+        (a run resumed in a later process)."""
         groups: dict[str, list[str]] = {}
         for task in tasks:
             if task.candidate_of is not None:
                 groups.setdefault(task.candidate_of, []).append(task.task_id)
-        return cls(select, groups, set())
+        decided = {
+            name
+            for name, members in groups.items()
+            if all(results[m].selected is not None for m in members)
+        }
+        return cls(select, groups, decided)
 
     def decide(
         self, results: Mapping[str, TaskResult], task_id: str | None = None

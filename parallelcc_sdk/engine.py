@@ -35,6 +35,7 @@ from .backends.base import (
     SandboxSpec,
 )
 from .bestof import Selection, Selector
+from .continuation import TASK_OPTIONS, Continuation, task_options
 from .contract import Stream
 from .errors import SetupError
 from .events import Event, EventType, Phase
@@ -81,6 +82,7 @@ class RunConfig:
             "fail_fast": self.fail_fast,
             "task_timeout": self.task_timeout,
             "retries": self.retries,
+            "retry_backoff_s": self.retry_backoff_s,
             "budget_usd": self.budget_usd,
             "check_command": self.check_command,
             "select": self.select if isinstance(self.select, str | None) else "function",
@@ -99,15 +101,20 @@ class Engine:
         run_id: str,
         run_dir: Path,
         emit: Callable[[Event], None],
+        continuation: Continuation | None = None,
     ) -> None:
         self.tasks = list(tasks)
+        # A resumed or retried run: tasks whose record is final are kept, the others run.
+        self.continuation = continuation
+        earlier = continuation.records if continuation is not None else {}
         self.config = config
         self.run_id = run_id
         self.run_dir = run_dir
         self._emit_callback = emit
         self.layout = RunLayout(run_dir)
         self.results: dict[str, TaskResult] = {
-            t.task_id: TaskResult(
+            t.task_id: earlier.get(t.task_id)
+            or TaskResult(
                 task_id=t.task_id,
                 prompt=t.prompt,
                 output_path=str(self.layout.task_dir(t.task_id)),
@@ -118,10 +125,20 @@ class Engine:
             for t in tasks
         }
         self.redactor = Redactor(config.agent.secrets())
-        self.journal = RunJournal(run_dir, run_id, config.describe(), list(self.results.values()))
+        self.journal = RunJournal(
+            run_dir,
+            run_id,
+            config.describe() | {TASK_OPTIONS: task_options(tasks)},
+            list(self.results.values()),
+            created_at=continuation.created_at if continuation is not None else None,
+        )
+        if continuation is not None:
+            self.journal.extra.update(continuation.extra)
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
-        self._queue: deque[Task] = deque(tasks)
+        self._queue: deque[Task] = deque(
+            t for t in tasks if not self.results[t.task_id].status.is_final
+        )
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[str, str] = {}
         self._stop_reason: str | None = None
@@ -130,7 +147,7 @@ class Engine:
         self._attempts = AttemptRunner(
             config.backend, config.agent, self.redactor, check_command=config.check_command
         )
-        self._selection = Selection.of(tasks, config.select or "smallest_diff")
+        self._selection = Selection.of(tasks, config.select or "smallest_diff", self.results)
         self._t0 = 0.0
 
     # -- public, loop thread only -------------------------------------------------------------
@@ -170,7 +187,9 @@ class Engine:
         self.journal.write()
         self._emit(Event(EventType.RUN_STARTED, self.run_id, data={"total": len(self.tasks)}))
         for task in self.tasks:
-            self._emit_task(EventType.TASK_QUEUED, task.task_id)
+            kept = self.results[task.task_id].status.is_final
+            event = EventType.TASK_FINISHED if kept else EventType.TASK_QUEUED
+            self._emit_task(event, task.task_id)
         spec = RunSpec(
             run_id=self.run_id,
             run_dir=self.run_dir,
@@ -186,7 +205,7 @@ class Engine:
             await self._setup(prepared)
             workers = [
                 asyncio.create_task(self._worker(prepared), name=f"parallelcc-worker-{i}")
-                for i in range(min(self.config.max_concurrent, len(self.tasks)))
+                for i in range(min(self.config.max_concurrent, len(self._queue)))
             ]
             await asyncio.gather(*workers)
         except BaseException:
@@ -274,7 +293,9 @@ class Engine:
         t0 = time.monotonic()
         self._update(task_id, EventType.TASK_STARTED, status=TaskStatus.RUNNING, started_at=started)
         timeout = task.timeout if task.timeout is not None else self.config.task_timeout
-        attempt = 0
+        # Attempts go on counting across retries of the task in later processes.
+        attempt = self.results[task_id].attempts
+        tries = 0
         with (
             # Line-buffered local files: each write is a quick append, streamed to disk at once.
             open(files.execution_log, "a", encoding="utf-8", buffering=1) as log,  # noqa: ASYNC230
@@ -283,6 +304,7 @@ class Engine:
             channel = _TaskChannel(self, task_id, log, events)
             while True:
                 attempt += 1
+                tries += 1
                 self._update(task_id, None, attempts=attempt)
                 if attempt > 1:
                     log.write(f"[parallelcc] attempt {attempt}\n")
@@ -301,7 +323,7 @@ class Engine:
                 outcome = await self._attempts.run(task, spec, channel)
                 # Every attempt was paid for: the record shows what the task cost in all.
                 self.spend.settle_attempt(task_id, outcome.metrics)
-                if not outcome.transient or attempt > self.config.retries or self.stopping:
+                if not outcome.transient or tries > self.config.retries or self.stopping:
                     break
                 delay = self._backoff(attempt)
                 self._update(task_id, EventType.TASK_RETRY, phase=None)
@@ -477,7 +499,8 @@ class Engine:
         self.finished_at = datetime.now(UTC)
         self._apply_selection(None)
         tasks = tuple(self.results[t.task_id] for t in self.tasks)
-        summary = RunSummary.from_results(self.run_id, tasks, time.monotonic() - self._t0)
+        before = self.continuation.elapsed_before_s if self.continuation is not None else 0.0
+        summary = RunSummary.from_results(self.run_id, tasks, before + time.monotonic() - self._t0)
         result = RunResult(self.run_id, self.run_dir, tasks, summary, state=state)
         try:
             write_run_outputs(result)

@@ -103,7 +103,8 @@ class LocalBackend(Backend):
         self.isolation: Isolation = isolation
         self.work_dir = Path(work_dir).resolve() if work_dir is not None else None
         self.keep_workspaces = keep_workspaces
-        self.hidden = (*default_hidden(os.environ), *checked_paths("hide", hide))
+        self.hide = checked_paths("hide", hide)
+        self.hidden = (*default_hidden(os.environ), *self.hide)
         self.exposed = checked_paths("expose", expose)
         self.env_passthrough = checked_passthrough(env_passthrough)
 
@@ -197,6 +198,9 @@ class LocalBackend(Backend):
             if bwrap is not None
             else [],
             "env_passthrough": list(self.env_passthrough),
+            # The constructor's own arguments, so a resumed run can build this backend again.
+            "hide": [str(p) for p in self.hide],
+            "expose": [str(p) for p in self.exposed],
         }
         if self.work_dir is not None:
             described["work_dir"] = str(self.work_dir)

@@ -167,13 +167,16 @@ class RunJournal:
         run_id: str,
         config: Mapping[str, Any],
         tasks: Sequence[TaskResult],
+        *,
+        created_at: str | None = None,
     ) -> None:
         self.layout = RunLayout(Path(run_dir))
         self.run_dir = self.layout.run_dir
         self.run_id = run_id
         self.path = self.layout.run_json
         self.state = RunStatus.RUNNING
-        self.created_at = _now()
+        # A run resumed by a later process keeps the time it was first started.
+        self.created_at = created_at or _now()
         self.finished_at: str | None = None
         self.process = RunProcess.current()
         self._config = Redactor().redact_obj(to_jsonable(config))
@@ -295,6 +298,13 @@ def mark_interrupted(run_dir: Path) -> bool:
         config=journal.config,
         tasks=settle_dead_tasks(journal.tasks),
     )
+    # Entries this function does not write itself (the run's set-up, its resumptions) stay.
+    try:
+        earlier = json.loads(layout.run_json.read_bytes())
+    except (OSError, ValueError):
+        earlier = {}
+    if isinstance(earlier, dict):
+        document = {k: v for k, v in earlier.items() if k not in document} | document
     write_json_atomic(layout.run_json, document)
     layout.journal.unlink(missing_ok=True)
     return True
