@@ -43,6 +43,7 @@ from .errors import (
     RunFolderError,
     RunFolderNotFoundError,
     RunNotFinishedError,
+    SetupError,
     SnapshotError,
     SyncCallInRunningLoopError,
     TaskFileError,
@@ -56,6 +57,7 @@ from .land.conflicts import ConflictReport
 from .land.push import PushedBranch
 from .models import RunStatus, Task, TaskResult, TaskStatus
 from .results import RunResult, RunSummary
+from .resume import resume, retry, submit_resume, submit_retry
 from .runfolder import RunInfo, list_runs, load_run
 from .snapshot import Snapshot
 from .tasks import load_tasks
@@ -127,6 +129,7 @@ __all__ = [
     "Sandbox",
     "SandboxFile",
     "SandboxSpec",
+    "SetupError",
     "Snapshot",
     "SnapshotError",
     "Stream",
@@ -144,8 +147,12 @@ __all__ = [
     "list_runs",
     "load_run",
     "load_tasks",
+    "resume",
+    "retry",
     "run",
     "run_async",
     "submit",
+    "submit_resume",
+    "submit_retry",
     "unpack_changes",
 ]

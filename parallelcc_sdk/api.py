@@ -10,12 +10,16 @@ from typing import Any
 
 from .agents.base import Agent
 from .backends.base import Backend
+from .bestof import Selector, checked_selector, expand_candidates
 from .collection import DEFAULT_EXCLUDED_CHANGES
+from .continuation import Continuation
 from .engine import Engine, RunConfig
 from .errors import BackendUnavailableError, ValidationError
 from .events import Event
 from .handle import ExecutionHandle, Listener
+from .models import Task
 from .results import RunResult
+from .runfolder.layout import SETUP_DIR
 from .runfolder.writer import create_run_dir
 from .snapshot import resolve_repo
 from .tasks import load_tasks
@@ -45,6 +49,10 @@ def submit(
     budget_usd: float | None = None,
     listeners: Iterable[Listener] = (),
     exclude_changes: Sequence[str] = DEFAULT_EXCLUDED_CHANGES,
+    attempts: int = 1,
+    select: Selector | None = None,
+    select_command: str | None = None,
+    setup: str | None = None,
 ) -> ExecutionHandle:
     """Starts a run and returns its live handle at once.
 
@@ -55,8 +63,20 @@ def submit(
     ``exclude_changes`` are gitignore patterns of what a task may create but is never source
     (by default a virtualenv, ``node_modules/``, caches, ``*.pyc``): it is left out of the
     task's changes unless the repository tracks it, and named in ``TaskResult.excluded_paths``.
+    ``attempts=N`` runs every task as N independent candidates and ``select`` picks one of each
+    (best-of-N, see :mod:`~parallelcc_sdk.bestof`); ``select_command`` is a shell command run
+    in every task's workspace after its agent (``"pytest -q"``), whose exit code the ``"tests"``
+    selector reads. ``select`` defaults to ``"tests"`` with a ``select_command``, else
+    ``"smallest_diff"``.
+
+    ``setup`` is a shell command (``"pip install -e ."``) run once before any task, in the state
+    every task starts from; it must write only ignored files (see ``setup_step``).
     """
-    task_list = load_tasks(tasks)
+    check_command = _optional_command("select_command", select_command)
+    if select is None:
+        select = "tests" if check_command is not None else "smallest_diff"
+    selector = checked_selector(select, check_command)
+    task_list = expand_candidates(load_tasks(tasks), positive_int("attempts", attempts))
     config = RunConfig(
         repo=resolve_repo(os.fspath(repo)),
         backend=resolve_backend(backend),
@@ -68,12 +88,16 @@ def submit(
         retry_backoff_s=_non_negative_float("retry_backoff_s", retry_backoff_s),
         budget_usd=optional_positive_float("budget_usd", budget_usd),
         exclude_changes=gitignore_patterns("exclude_changes", exclude_changes),
+        check_command=check_command,
+        select=selector,
+        setup=_optional_command("setup", setup),
     )
     for task in task_list:
         optional_positive_float(f"timeout of task {task.task_id}", task.timeout)
     config.backend.validate()
+    _check_setup(config, task_list)
     config.agent.validate(on_host=config.backend.runs_on_host)
-    _check_isolation(config.backend, config.agent)
+    check_isolation(config.backend, config.agent)
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ValidationError(
@@ -86,12 +110,30 @@ def submit(
             f"output_dir {str(output_dir)!r} cannot be written ({exc.strerror or exc}); pass a "
             "folder you can write to."
         ) from exc
+    return start_engine(
+        task_list, config, run_id, run_dir, progress=progress, listeners=listeners
+    )
+
+
+def start_engine(
+    tasks: list[Task],
+    config: RunConfig,
+    run_id: str,
+    run_dir: Path,
+    *,
+    progress: str | bool,
+    listeners: Iterable[Listener],
+    continuation: Continuation | None = None,
+) -> ExecutionHandle:
+    """Starts an engine for checked input on the SDK's loop; its handle, with views attached."""
     handle: ExecutionHandle
 
     def emit(event: Event) -> None:
         handle._dispatch(event)
 
-    engine = Engine(task_list, config, run_id=run_id, run_dir=run_dir, emit=emit)
+    engine = Engine(
+        tasks, config, run_id=run_id, run_dir=run_dir, emit=emit, continuation=continuation
+    )
     handle = ExecutionHandle(engine)
     for listener in listeners:
         handle.add_listener(listener)
@@ -164,7 +206,7 @@ def resolve_agent(agent: str | Agent) -> Agent:
     )
 
 
-def _check_isolation(backend: Backend, agent: Agent) -> None:
+def check_isolation(backend: Backend, agent: Agent) -> None:
     """An agent that edits unattended runs unsandboxed only when the user chose that."""
     if (
         agent.edits_unattended
@@ -177,6 +219,30 @@ def _check_isolation(backend: Backend, agent: Agent) -> None:
             "to this machine; install a working bubblewrap (`apt-get install bubblewrap`), or "
             "pass backend=pcc.LocalBackend(isolation='none') to run them unsandboxed on purpose."
         )
+
+
+def _check_setup(config: RunConfig, tasks: list[Task]) -> None:
+    if config.setup is None:
+        return
+    if not config.backend.supports_setup:
+        raise ValidationError(
+            f"the {config.backend.name} backend cannot run a set-up command; drop setup= or "
+            "use backend='local'."
+        )
+    if any(task.task_id == SETUP_DIR for task in tasks):
+        raise ValidationError(
+            f"a task has the id {SETUP_DIR!r}, the folder of the run's set-up; rename the task."
+        )
+
+
+def _optional_command(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(
+            f"{name}={value!r:.60} must be a shell command such as 'pytest -q', or None."
+        )
+    return value
 
 
 def _flag(name: str, value: Any) -> bool:

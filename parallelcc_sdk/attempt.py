@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from .agents.base import Agent, Progress
 from .backends.base import Backend, Sandbox, SandboxSpec
+from .checking import CheckResult, check_invocation, run_check
 from .contract import AgentMetrics, ChangeStats, Stream
 from .errors import ChangeCollectionError, TransientBackendError
 from .events import Phase
@@ -45,6 +46,8 @@ class AttemptOutcome:
     """True when trying again in a fresh sandbox may succeed."""
     sandbox_cost_usd: float | None = None
     """What the attempt's sandbox cost (``None``: nothing billed, or no sandbox)."""
+    check: CheckResult | None = None
+    """The run's check command's result, when it ran (after a completed agent)."""
 
     def record_fields(self) -> dict[str, Any]:
         """The fields of the task's record this attempt decides."""
@@ -54,6 +57,9 @@ class AttemptOutcome:
             "exit_code": self.exit_code,
             **self.metrics.record_fields(),
         }
+        if self.check is not None:
+            fields["check_exit_code"] = self.check.exit_code
+            fields["check_output"] = self.check.output
         if self.changes is not None:
             fields.update(self.changes.record_fields())
             fields["secrets_in_changes"] = self.secrets_in_changes
@@ -81,10 +87,14 @@ class AttemptListener(Protocol):
 class AttemptRunner:
     """Runs attempts of tasks with one backend and one agent."""
 
-    def __init__(self, backend: Backend, agent: Agent, redactor: Redactor) -> None:
+    def __init__(
+        self, backend: Backend, agent: Agent, redactor: Redactor, check_command: str | None = None
+    ) -> None:
         self.backend = backend
         self.agent = agent
         self.redactor = redactor
+        self.check_command = check_command
+        """Run in the workspace after an agent that completed, before collecting (see checking)."""
 
     async def run(self, task: Task, spec: SandboxSpec, listener: AttemptListener) -> AttemptOutcome:
         """One try in a fresh sandbox, closed before this returns, whatever happened."""
@@ -125,7 +135,10 @@ class AttemptRunner:
             await sandbox.prepare()
             prepared = True
             listener.phase(Phase.RUNNING)
-            return await self._execute(task, spec, sandbox, listener), prepared
+            outcome = await self._execute(task, spec, sandbox, listener)
+            if self.check_command is not None and outcome.status is TaskStatus.COMPLETED:
+                outcome = await self._check(task, spec, sandbox, listener, outcome)
+            return outcome, prepared
         except asyncio.CancelledError:
             # This task's own cancellation, consumed here: the record says why, and collecting
             # and closing must still be able to await.
@@ -172,6 +185,27 @@ class AttemptRunner:
             metrics=metrics,
             transient=verdict.transient,
         )
+
+    async def _check(
+        self,
+        task: Task,
+        spec: SandboxSpec,
+        sandbox: Sandbox,
+        listener: AttemptListener,
+        outcome: AttemptOutcome,
+    ) -> AttemptOutcome:
+        assert self.check_command is not None
+        listener.phase(Phase.CHECKING)
+        invocation = check_invocation(self.check_command, task)
+        redactor = self.redactor.with_secrets(secret_values(invocation.env))
+
+        def log(stream: Stream, line: str) -> None:
+            listener.output(stream, f"[check] {line}", (), redactor)
+
+        check = await run_check(
+            sandbox, invocation, redactor, time_limit_s=spec.time_limit_s, log=log
+        )
+        return dataclasses.replace(outcome, check=check)
 
     async def _collect(
         self,

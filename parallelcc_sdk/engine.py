@@ -34,8 +34,11 @@ from .backends.base import (
     Sandbox,
     SandboxSpec,
 )
+from .bestof import Selection, Selector
 from .collection import DEFAULT_EXCLUDED_CHANGES
+from .continuation import TASK_OPTIONS, Continuation, task_options
 from .contract import Stream
+from .errors import SetupError
 from .events import Event, EventType, Phase
 from .land.base import record_snapshot
 from .models import RunStatus, Task, TaskResult, TaskStatus
@@ -43,6 +46,7 @@ from .redaction import Redactor
 from .results import RunResult, RunSummary
 from .runfolder.layout import RunLayout
 from .runfolder.writer import RunJournal, write_run_outputs, write_task_metadata
+from .setup_step import run_setup_step
 from .spend import SpendLedger
 
 logger = logging.getLogger("parallelcc_sdk")
@@ -64,6 +68,12 @@ class RunConfig:
     retry_backoff_s: float = 2.0
     budget_usd: float | None = None
     exclude_changes: tuple[str, ...] = DEFAULT_EXCLUDED_CHANGES
+    check_command: str | None = None
+    """Run in each task's workspace after its agent completed (see ``checking``)."""
+    select: Selector | None = None
+    """How best-of-N candidates are chosen between (see ``bestof``)."""
+    setup: str | None = None
+    """A command run once before any task, in the state every task starts from (``setup_step``)."""
 
     def describe(self) -> dict[str, Any]:
         """The configuration for ``run.json``: no secrets, only plain values."""
@@ -75,8 +85,12 @@ class RunConfig:
             "fail_fast": self.fail_fast,
             "task_timeout": self.task_timeout,
             "retries": self.retries,
+            "retry_backoff_s": self.retry_backoff_s,
             "budget_usd": self.budget_usd,
             "exclude_changes": list(self.exclude_changes),
+            "check_command": self.check_command,
+            "select": self.select if isinstance(self.select, str | None) else "function",
+            "setup": self.setup,
         }
 
 
@@ -91,33 +105,53 @@ class Engine:
         run_id: str,
         run_dir: Path,
         emit: Callable[[Event], None],
+        continuation: Continuation | None = None,
     ) -> None:
         self.tasks = list(tasks)
+        # A resumed or retried run: tasks whose record is final are kept, the others run.
+        self.continuation = continuation
+        earlier = continuation.records if continuation is not None else {}
         self.config = config
         self.run_id = run_id
         self.run_dir = run_dir
         self._emit_callback = emit
         self.layout = RunLayout(run_dir)
         self.results: dict[str, TaskResult] = {
-            t.task_id: TaskResult(
+            t.task_id: earlier.get(t.task_id)
+            or TaskResult(
                 task_id=t.task_id,
                 prompt=t.prompt,
                 output_path=str(self.layout.task_dir(t.task_id)),
                 metadata=dict(t.metadata),
+                candidate_of=t.candidate_of,
+                candidate=t.candidate,
             )
             for t in tasks
         }
         self.redactor = Redactor((*config.agent.secrets(), *config.backend.secrets()))
-        self.journal = RunJournal(run_dir, run_id, config.describe(), list(self.results.values()))
+        self.journal = RunJournal(
+            run_dir,
+            run_id,
+            config.describe() | {TASK_OPTIONS: task_options(tasks)},
+            list(self.results.values()),
+            created_at=continuation.created_at if continuation is not None else None,
+        )
+        if continuation is not None:
+            self.journal.extra.update(continuation.extra)
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
-        self._queue: deque[Task] = deque(tasks)
+        self._queue: deque[Task] = deque(
+            t for t in tasks if not self.results[t.task_id].status.is_final
+        )
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[str, str] = {}
         self._stop_reason: str | None = None
         self._interrupted = False
         self.spend = SpendLedger(config.budget_usd)
-        self._attempts = AttemptRunner(config.backend, config.agent, self.redactor)
+        self._attempts = AttemptRunner(
+            config.backend, config.agent, self.redactor, check_command=config.check_command
+        )
+        self._selection = Selection.of(tasks, config.select or "smallest_diff", self.results)
         self._t0 = 0.0
 
     # -- public, loop thread only -------------------------------------------------------------
@@ -157,7 +191,9 @@ class Engine:
         self.journal.write()
         self._emit(Event(EventType.RUN_STARTED, self.run_id, data={"total": len(self.tasks)}))
         for task in self.tasks:
-            self._emit_task(EventType.TASK_QUEUED, task.task_id)
+            kept = self.results[task.task_id].status.is_final
+            event = EventType.TASK_FINISHED if kept else EventType.TASK_QUEUED
+            self._emit_task(event, task.task_id)
         spec = RunSpec(
             run_id=self.run_id,
             run_dir=self.run_dir,
@@ -172,9 +208,10 @@ class Engine:
         try:
             prepared = await self._start_run(spec)
             await record_snapshot(prepared.snapshot, self.run_dir)
+            await self._setup(prepared)
             workers = [
                 asyncio.create_task(self._worker(prepared), name=f"parallelcc-worker-{i}")
-                for i in range(min(self.config.max_concurrent, len(self.tasks)))
+                for i in range(min(self.config.max_concurrent, len(self._queue)))
             ]
             await asyncio.gather(*workers)
         except BaseException:
@@ -211,6 +248,20 @@ class Engine:
         except Exception as exc:  # the backend's labels still lead a cleanup to it
             logger.warning("could not journal what run %s shares: %s", self.run_id, exc)
         return prepared
+
+    async def _setup(self, prepared: PreparedRun) -> None:
+        if self.config.setup is None:
+            return
+        try:
+            record = await run_setup_step(
+                self.config.backend, prepared, self.config.setup, self.redactor
+            )
+        except SetupError as exc:
+            self.journal.extra["setup"] = exc.record
+            self._stop("the run's set-up failed")
+            raise
+        self.journal.extra["setup"] = record
+        self.journal.write()  # no task has started: run.json holds every record already
 
     async def _end_run(self, prepared: PreparedRun) -> None:
         try:
@@ -265,7 +316,9 @@ class Engine:
         t0 = time.monotonic()
         self._update(task_id, EventType.TASK_STARTED, status=TaskStatus.RUNNING, started_at=started)
         timeout = task.timeout if task.timeout is not None else self.config.task_timeout
-        attempt = 0
+        # Attempts go on counting across retries of the task in later processes.
+        attempt = self.results[task_id].attempts
+        tries = 0
         with (
             # Line-buffered local files: each write is a quick append, streamed to disk at once.
             open(files.execution_log, "a", encoding="utf-8", buffering=1) as log,  # noqa: ASYNC230
@@ -274,6 +327,7 @@ class Engine:
             channel = _TaskChannel(self, task_id, log, events)
             while True:
                 attempt += 1
+                tries += 1
                 self._update(task_id, None, attempts=attempt)
                 if attempt > 1:
                     log.write(f"[parallelcc] attempt {attempt}\n")
@@ -292,7 +346,7 @@ class Engine:
                 outcome = await self._attempts.run(task, spec, channel)
                 # Every attempt was paid for: the record shows what the task cost in all.
                 self.spend.settle_attempt(task_id, outcome.metrics, outcome.sandbox_cost_usd)
-                if not outcome.transient or attempt > self.config.retries or self.stopping:
+                if not outcome.transient or tries > self.config.retries or self.stopping:
                     break
                 delay = self._backoff(attempt)
                 self._update(task_id, EventType.TASK_RETRY, phase=None)
@@ -375,10 +429,27 @@ class Engine:
     # -- decisions after a task ---------------------------------------------------------------
 
     def _after_finish(self, record: TaskResult) -> None:
+        self._apply_selection(record.task_id)
         failed = record.status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
         if self.config.fail_fast and failed and not self.stopping:
             self._stop(f"fail-fast: task {record.task_id} {record.status.value}")
         self._check_budget()
+
+    def _apply_selection(self, task_id: str | None) -> None:
+        """Records the choice of each best-of-N group whose last candidate just finished."""
+        for record in self._selection.decide(self.results, task_id):
+            self.results[record.task_id] = record
+            self.journal.update(record)
+            write_task_metadata(self.layout.task_dir(record.task_id), record)
+            self._emit(
+                Event(
+                    EventType.TASK_PROGRESS,
+                    self.run_id,
+                    task_id=record.task_id,
+                    task=record,
+                    message=record.selection_reason,
+                )
+            )
 
     def _check_budget(self, spare: str | None = None) -> None:
         """Stops the run once the budget is spent; ``spare`` is a task whose work is done."""
@@ -449,8 +520,10 @@ class Engine:
 
     def _finalize(self, state: RunStatus) -> RunResult:
         self.finished_at = datetime.now(UTC)
+        self._apply_selection(None)
         tasks = tuple(self.results[t.task_id] for t in self.tasks)
-        summary = RunSummary.from_results(self.run_id, tasks, time.monotonic() - self._t0)
+        before = self.continuation.elapsed_before_s if self.continuation is not None else 0.0
+        summary = RunSummary.from_results(self.run_id, tasks, before + time.monotonic() - self._t0)
         result = RunResult(self.run_id, self.run_dir, tasks, summary, state=state)
         try:
             write_run_outputs(result)

@@ -6,6 +6,9 @@ Exceptions are for input the SDK cannot start with and for misuse of the API.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class ParallelCCError(Exception):
     """Root of every exception the SDK raises on purpose."""
@@ -92,3 +95,12 @@ class BranchExistsError(ValidationError):
 
 class PushError(ParallelCCError):
     """``git push`` or ``gh pr create`` failed."""
+
+
+class SetupError(ParallelCCError):
+    """The run's set-up command failed (or changed files the tasks' patches would show); no task
+    started. ``record`` is what ``setup/setup.json`` holds (empty if the command never ran)."""
+
+    def __init__(self, record: Mapping[str, Any], message: str) -> None:
+        super().__init__(message)
+        self.record = dict(record)

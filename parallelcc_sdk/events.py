@@ -29,6 +29,8 @@ class Phase(StrEnum):
 
     PREPARING = "preparing"
     RUNNING = "running"
+    CHECKING = "checking"
+    """The run's check command (``select_command``) runs in the workspace, after the agent."""
     COLLECTING = "collecting"
     CLOSING = "closing"
 

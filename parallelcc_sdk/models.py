@@ -62,6 +62,9 @@ class Task:
 
     ``id`` defaults to ``task-N`` (N = position in the input, from 1). ``timeout`` overrides the
     run's ``task_timeout`` for this task; ``env`` adds environment variables for this task's agent.
+    ``attempts`` > 1 runs the task that many times as independent candidates (best-of-N, see
+    ``submit(select=...)``). ``candidate_of`` and ``candidate`` are set by the SDK on the tasks it
+    makes for those candidates.
     """
 
     prompt: str
@@ -69,6 +72,9 @@ class Task:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     timeout: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    attempts: int = 1
+    candidate_of: str | None = None
+    candidate: int | None = None
 
     @property
     def task_id(self) -> str:
@@ -126,6 +132,18 @@ class TaskResult:
     secrets_in_changes: tuple[str, ...] = ()
     """Output files (relative to the task's folder) that hold a value the SDK knows is secret;
     the files are left as they are, so the patch still applies."""
+    candidate_of: str | None = None
+    """For one candidate of a best-of-N task: the id of the task the user gave."""
+    candidate: int | None = None
+    """For one candidate of a best-of-N task: its number, from 1."""
+    check_exit_code: int | None = None
+    """The exit code of the run's check command (``select_command``), when it ran."""
+    check_output: str | None = None
+    """The end of the check command's output (redacted)."""
+    selected: bool | None = None
+    """For a candidate: whether the selector chose it, once every candidate has finished."""
+    selection_reason: str | None = None
+    """Why the selector chose (or passed over) this candidate."""
 
     def __post_init__(self) -> None:
         # Records read back from JSON carry lists; a record compares equal however it was made.

@@ -67,6 +67,11 @@ def _statistics(result: RunResult) -> list[str]:
     isolation = _isolation(result)
     if isolation is not None:
         rows.append(["Isolation", isolation])
+    setup = result.setup
+    if setup is not None:
+        took = fmt.duration(setup.get("duration_s"))
+        code = setup.get("exit_code")
+        rows.append(["Set-up", f"{setup.get('command')}: exit code {code}, {took}"])
     return _table(["Metric", "Value"], rows, [":---", "---:"])
 
 
@@ -79,7 +84,7 @@ def _lines(task: TaskResult) -> str:
 def _task_row(task: TaskResult) -> list[str]:
     status = TaskStatus(task.status).value
     return [
-        task.task_id,
+        fmt.task_label(task),
         f"{fmt.status_symbol(status)} {fmt.status_label(status)}",
         fmt.duration(task.duration_s),
         fmt.UNKNOWN if task.files_changed is None else str(task.files_changed),
@@ -94,6 +99,28 @@ def _tasks(result: RunResult) -> list[str]:
     header = ["Task", "Status", "Duration", "Files", "Lines +/-", "Cost", "Prompt", "Last output"]
     align = [":---", ":---", "---:", "---:", "---:", "---:", ":---", ":---"]
     return _table(header, [_task_row(t) for t in result.tasks], align)
+
+
+def _best_of(result: RunResult) -> list[str]:
+    """One row per candidate of every best-of-N task: what its check said, which was chosen."""
+    candidates = [t for t in result.tasks if t.candidate_of is not None]
+    if not candidates:
+        return []
+    rows = [
+        [
+            t.candidate_of or "",
+            fmt.task_label(t),
+            fmt.status_label(TaskStatus(t.status).value),
+            fmt.UNKNOWN if t.check_exit_code is None else f"exit {t.check_exit_code}",
+            _lines(t),
+            fmt.cost(t.cost_usd),
+            t.selection_reason or fmt.UNKNOWN,
+        ]
+        for t in candidates
+    ]
+    header = ["Task", "Candidate", "Status", "Check", "Lines +/-", "Cost", "Selection"]
+    align = [":---", ":---", ":---", ":---", "---:", "---:", ":---"]
+    return ["", "## Best of N", "", *_table(header, rows, align)]
 
 
 def _fenced(text: str) -> list[str]:
@@ -174,6 +201,7 @@ def render_report(result: RunResult) -> str:
         "",
         *_tasks(result),
         *_conflicts(result),
+        *_best_of(result),
         *_errors(result),
     ]
     return "\n".join(lines) + "\n"

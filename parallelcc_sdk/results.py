@@ -70,6 +70,12 @@ _DTYPE_NAMES: dict[str, str] = {
     "agent_cost_usd": "float64",
     "sandbox_cost_usd": "float64",
     "isolation": "string",
+    # Best-of-N (see bestof): group candidates with df.groupby("candidate_of").
+    "candidate_of": "string",
+    "candidate": "Int64",
+    "selected": "boolean",
+    "selection_reason": "string",
+    "check_exit_code": "Int64",
 }
 
 COLUMNS: list[str] = list(_DTYPE_NAMES)
@@ -267,6 +273,32 @@ class RunResult:
     def counts(self) -> dict[str, int]:
         """Number of tasks in each status, every status listed."""
         return count_statuses(self.tasks)
+
+    @property
+    def best(self) -> dict[str, TaskResult]:
+        """The task the user gave → its result: for a best-of-N task, the selected candidate
+        (absent when none was selected); any other task, itself."""
+        best: dict[str, TaskResult] = {}
+        for task in self.tasks:
+            if task.candidate_of is None:
+                best[task.task_id] = task
+            elif task.selected:
+                best[task.candidate_of] = task
+        return best
+
+    @property
+    def setup(self) -> dict[str, Any] | None:
+        """The run's set-up (command, exit code, times), read from ``setup/setup.json``; ``None``
+        for a run without one."""
+        import json
+
+        from .runfolder.layout import RunLayout
+
+        try:
+            data = json.loads(RunLayout(self.run_dir).setup_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def __getitem__(self, task_id: str) -> TaskResult:
         for task in self.tasks:

@@ -42,7 +42,7 @@ _ID_RULE = (
     "ids must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$ (a letter or digit, then up to 99 letters, "
     "digits, '.', '_' or '-')"
 )
-_RECORD_FIELDS = frozenset({"prompt", "id", "timeout", "env", "metadata"})
+_RECORD_FIELDS = frozenset({"prompt", "id", "timeout", "env", "metadata", "attempts"})
 _EXAMPLE = "['fix the bug', 'add tests']"
 _SUPPORTED = ", ".join(TASK_FILE_SUFFIXES)
 _MAX_SHOWN = 60
@@ -359,6 +359,8 @@ def _dataframe_items(frame: pd.DataFrame) -> list[_Item]:
         record: dict[str, Any] = {"prompt": cells.pop("prompt")}
         if "id" in cells:
             record["id"] = cells.pop("id")
+        if "attempts" in cells:
+            record["attempts"] = cells.pop("attempts")
         record["metadata"] = cells
         items.append(_Item(record, f"task {n} (DataFrame row {n})"))
     return items
@@ -430,6 +432,7 @@ def _task_from_record(record: Mapping[Any, Any], item: _Item) -> Task:
         metadata={**extra, **dict(metadata or {})},
         timeout=record.get("timeout"),
         env=record.get("env") or {},
+        attempts=record.get("attempts", 1),
     )
 
 
@@ -458,7 +461,19 @@ def _checked(task: Task, item: _Item, n: int) -> Task:
         metadata=_checked_metadata(task.metadata, item.where),
         timeout=_checked_timeout(task.timeout, item.where),
         env=_checked_env(task.env, item.where),
+        attempts=_checked_attempts(task.attempts, item.where),
     )
+
+
+def _checked_attempts(attempts: object, where: str) -> int:
+    if attempts is None:
+        return 1
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValidationError(
+            f"{where} has attempts={_shown(attempts)}; attempts must be a whole number of 1 or "
+            "more (the number of independent candidates to run), such as attempts=3."
+        )
+    return attempts
 
 
 def _checked_prompt(prompt: object, where: str) -> str:

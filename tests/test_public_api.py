@@ -12,6 +12,7 @@ CONTRACT = {
     # running
     "Task", "TaskResult", "TaskStatus", "RunResult", "RunSummary", "ExecutionHandle", "Event",
     "EventType", "Phase", "submit", "run", "run_async", "load_run", "load_tasks", "cleanup",
+    "resume", "retry", "SetupError",
     "LocalBackend", "ClaudeCode", "Command", "ParallelCCError", "ValidationError",
     # writing an agent
     "Agent", "AgentContext", "AgentMetrics", "AgentOutcome", "Invocation", "OutputParser",

@@ -52,6 +52,11 @@ EXPECTED_DTYPES = {
     "agent_cost_usd": "float64",
     "sandbox_cost_usd": "float64",
     "isolation": "string",
+    "candidate_of": "string",
+    "candidate": "Int64",
+    "selected": "boolean",
+    "selection_reason": "string",
+    "check_exit_code": "Int64",
 }
 
 

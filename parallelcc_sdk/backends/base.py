@@ -232,6 +232,23 @@ class Backend(ABC):
             raise
         return PreparedRun(spec=run, snapshot=snapshot, scratch_dir=scratch)
 
+    supports_setup: ClassVar[bool] = False
+    """True when :meth:`run_setup` is implemented (checked before a run with ``setup=`` starts)."""
+
+    async def run_setup(
+        self, run: PreparedRun, invocation: Invocation, on_line: LineHandler
+    ) -> int:
+        """Runs a set-up command once per run, after :meth:`start_run` and before any sandbox,
+        in the workspace state every sandbox of the run will start from; returns its exit code.
+
+        Called once per command, in order, in the same state (the engine also runs a
+        ``git status`` this way, to check that set-up left tracked files alone). Where that
+        state lives is the backend's: the local backend keeps a template workspace in the
+        run's scratch folder that each sandbox's workspace is copied from (with overlays: the
+        lower layer); a remote backend runs it in the base sandbox it forks the others from.
+        """
+        raise NotImplementedError(f"the {self.name} backend cannot run a set-up command")
+
     async def end_run(self, run: PreparedRun) -> None:
         """Once per run, after every sandbox is closed: releases what ``start_run`` made."""
         await asyncio.to_thread(shutil.rmtree, run.scratch_dir, True)

@@ -37,7 +37,7 @@ from ._process import (
     owner_token,
     run_streaming,
 )
-from .base import Backend, RunSpec, Sandbox, SandboxSpec
+from .base import Backend, PreparedRun, RunSpec, Sandbox, SandboxSpec
 from .isolation import (
     BWRAP,
     PRIVATE_PREFIX,
@@ -65,6 +65,7 @@ _TASK_NAME_CHARS = 40
 # A folder is made a moment before its owner file is written: a cleanup leaves one that young.
 _OWNERLESS_GRACE_S = 60.0
 _COLLECT_ERROR_LINES = 5
+_SETUP_DIR = "setup"
 
 
 class LocalBackend(Backend):
@@ -102,7 +103,8 @@ class LocalBackend(Backend):
         self.isolation: Isolation = isolation
         self.work_dir = Path(work_dir).resolve() if work_dir is not None else None
         self.keep_workspaces = keep_workspaces
-        self.hidden = (*default_hidden(os.environ), *checked_paths("hide", hide))
+        self.hide = checked_paths("hide", hide)
+        self.hidden = (*default_hidden(os.environ), *self.hide)
         self.exposed = checked_paths("expose", expose)
         self.env_passthrough = checked_passthrough(env_passthrough)
 
@@ -147,6 +149,34 @@ class LocalBackend(Backend):
         # PRIVATE_PREFIX: bubblewrap never shows the snapshot's folder to a task.
         return await asyncio.to_thread(_owned_dir, self.work_dir, f"{_RUN_PREFIX}{run.run_id}.")
 
+    supports_setup = True
+
+    async def run_setup(
+        self, run: PreparedRun, invocation: Invocation, on_line: LineHandler
+    ) -> int:
+        # A sandbox like a task's, kept in the run's scratch folder: its workspace becomes the
+        # template every task's workspace is copied from (see setup_template).
+        root = run.scratch_dir / _SETUP_DIR
+        first = not root.exists()
+        if first:
+            await asyncio.to_thread(root.mkdir)
+            (root / _OWNER_FILE).write_text(owner_token() + "\n", encoding="utf-8")
+        spec = SandboxSpec(run=run, task_id="setup", attempt=1, task_dir=run.spec.run_dir)
+        sandbox = LocalSandbox(root=root, spec=spec, backend=self, bubblewrap=self.bubblewrap)
+        sandbox.keep = True  # closing kills what it left running, and keeps the template
+        async with sandbox:
+            if first:
+                await sandbox.prepare()
+                # The ignore rules the snapshot was taken with, so `git status` there (and in
+                # the tasks' copies) sees what the change collection will see.
+                if run.snapshot.exclude_file.is_file():
+                    info = sandbox.workspace / ".git" / "info"
+                    await asyncio.to_thread(info.mkdir, parents=True, exist_ok=True)
+                    await asyncio.to_thread(
+                        shutil.copyfile, run.snapshot.exclude_file, info / "exclude"
+                    )
+            return await sandbox.exec(invocation, on_line)
+
     async def open(self, spec: SandboxSpec) -> Sandbox:
         task = spec.task_id[:_TASK_NAME_CHARS]
         root = await asyncio.to_thread(
@@ -168,6 +198,9 @@ class LocalBackend(Backend):
             if bwrap is not None
             else [],
             "env_passthrough": list(self.env_passthrough),
+            # The constructor's own arguments, so a resumed run can build this backend again.
+            "hide": [str(p) for p in self.hide],
+            "expose": [str(p) for p in self.exposed],
         }
         if self.work_dir is not None:
             described["work_dir"] = str(self.work_dir)
@@ -248,9 +281,13 @@ class LocalSandbox(Sandbox):
         return {"root": str(self.root), "isolation": self.isolation}
 
     async def prepare(self) -> None:
-        self.home.mkdir()
-        self.tmp.mkdir()
-        await create_workspace(self.spec.snapshot, self.workspace)
+        self.home.mkdir(exist_ok=True)
+        self.tmp.mkdir(exist_ok=True)
+        template = setup_template(self.spec.run)
+        if template is not None:
+            await copy_tree(template, self.workspace)
+        else:
+            await create_workspace(self.spec.snapshot, self.workspace)
 
     async def exec(self, invocation: Invocation, on_line: LineHandler) -> int:
         await asyncio.to_thread(self._write_files, invocation)
@@ -415,6 +452,33 @@ class LocalSandbox(Sandbox):
             with os.fdopen(fd, "wb") as handle:
                 handle.write(file.content)
             os.chmod(path, file.mode)
+
+
+def setup_template(run: PreparedRun) -> Path | None:
+    """The workspace the run's set-up ran in, which tasks start from; ``None`` without set-up."""
+    template = run.scratch_dir / _SETUP_DIR / "workspace"
+    return template if template.is_dir() else None
+
+
+async def copy_tree(source: Path, dest: Path) -> None:
+    """``source`` copied to the new folder ``dest``: modes, times and links as they are, blocks
+    shared where the filesystem can (reflinks)."""
+    argv = ("cp", "-a", "--reflink=auto", "--", str(source), str(dest))
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await proc.communicate()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise OSError(f"could not copy the set-up workspace: {err.decode(errors='replace')}")
 
 
 def _owned_dir(parent: Path | None, prefix: str) -> Path:

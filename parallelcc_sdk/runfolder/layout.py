@@ -9,6 +9,9 @@
         summary.json              RunSummary + every task record (finished runs)
         summary-report.md         the Markdown report
         results.csv               ``result.df``
+        setup/                    only for a run with a set-up command
+          setup.json              its command, exit code, times (also in run.json's ``setup``)
+          execution.log           its output, redacted
         <task_id>/
           metadata.json           the task's final record
           execution.log           the agent's full output, redacted
@@ -34,6 +37,8 @@ __all__ = [
     "REPORT_MD",
     "RESULTS_CSV",
     "RUN_JSON",
+    "SETUP_DIR",
+    "SETUP_JSON",
     "SUMMARY_JSON",
     "RunLayout",
     "TaskLayout",
@@ -55,6 +60,9 @@ PATCH_FILE = "changes.patch"
 CHANGED_FILES_DIR = "changed-files"
 SNAPSHOT_JSON = "snapshot.json"
 SNAPSHOT_PATCH = "snapshot.patch"
+
+SETUP_DIR = "setup"
+SETUP_JSON = "setup.json"
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,18 @@ class RunLayout:
     @property
     def results_csv(self) -> Path:
         return self.run_dir / RESULTS_CSV
+
+    @property
+    def setup_dir(self) -> Path:
+        return self.run_dir / SETUP_DIR
+
+    @property
+    def setup_json(self) -> Path:
+        return self.setup_dir / SETUP_JSON
+
+    @property
+    def setup_log(self) -> Path:
+        return self.setup_dir / EXECUTION_LOG
 
     def task_dir(self, task_id: str) -> Path:
         """The folder of ``task_id``.

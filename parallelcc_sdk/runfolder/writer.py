@@ -173,17 +173,22 @@ class RunJournal:
         run_id: str,
         config: Mapping[str, Any],
         tasks: Sequence[TaskResult],
+        *,
+        created_at: str | None = None,
     ) -> None:
         self.layout = RunLayout(Path(run_dir))
         self.run_dir = self.layout.run_dir
         self.run_id = run_id
         self.path = self.layout.run_json
         self.state = RunStatus.RUNNING
-        self.created_at = _now()
+        # A run resumed by a later process keeps the time it was first started.
+        self.created_at = created_at or _now()
         self.finished_at: str | None = None
         self.process = RunProcess.current()
         self._config = Redactor().redact_obj(to_jsonable(config))
         self._backend_run: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}
+        """More top-level entries of ``run.json`` (the run's ``setup``), written with it."""
         # The last record written for each task: updates write only what differs from it.
         self._records: dict[str, TaskResult] = {t.task_id: t for t in tasks}
         self._lock = threading.Lock()
@@ -200,7 +205,7 @@ class RunJournal:
             config=self._config,
             tasks=list(self._records.values()),
             backend_run=self._backend_run,
-        )
+        ) | {str(k): to_jsonable(v) for k, v in self.extra.items()}
 
     def write(self) -> None:
         """Write ``run.json`` with every task's current record and start an empty journal."""
@@ -308,6 +313,13 @@ def mark_interrupted(run_dir: Path) -> bool:
         tasks=settle_dead_tasks(journal.tasks),
         backend_run=journal.backend_run,
     )
+    # Entries this function does not write itself (the run's set-up, its resumptions) stay.
+    try:
+        earlier = json.loads(layout.run_json.read_bytes())
+    except (OSError, ValueError):
+        earlier = {}
+    if isinstance(earlier, dict):
+        document = {k: v for k, v in earlier.items() if k not in document} | document
     write_json_atomic(layout.run_json, document)
     layout.journal.unlink(missing_ok=True)
     return True

@@ -32,6 +32,7 @@ __all__ = [
     "run_outcome",
     "status_label",
     "status_symbol",
+    "task_label",
     "total_cost",
 ]
 
@@ -62,6 +63,14 @@ DISPLAY_ORDER: Final[tuple[str, ...]] = (
 
 _FINAL: Final = frozenset(s.value for s in TaskStatus if s.is_final)
 _WHITESPACE = re.compile(r"\s+")
+
+
+SELECTED_MARK: Final = "★"
+
+
+def task_label(task: TaskResult) -> str:
+    """A task's id, marked ★ when it is the selected candidate of a best-of-N task."""
+    return f"{SELECTED_MARK} {task.task_id}" if task.selected else task.task_id
 
 
 def status_label(status: str) -> str:

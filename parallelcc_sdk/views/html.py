@@ -130,7 +130,7 @@ def _row(state: RunState, task: TaskResult, now: datetime) -> str:
     note = task.error or state.last_output.get(task.task_id)
     cells = [
         _badge(status),
-        f'<code style="{_ID}">{escape(task.task_id)}</code>',
+        f'<code style="{_ID}">{escape(fmt.task_label(task))}</code>',
         f'<span title="{escape(fmt.one_line(task.prompt, 500))}">'
         f"{escape(fmt.one_line(task.prompt, 48))}</span>",
         f'<span style="{_MUTED}">{escape(state.phase_of(task))}</span>',
