@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,6 @@ from ...collection import ARCHIVE_NAME, collect_command, unpack_changes
 from ...contract import AgentContext, ChangeStats, Invocation, LineHandler, SandboxFile
 from ...errors import ChangeCollectionError, TransientBackendError
 from ..base import Sandbox
-from ..lines import LineSplitter
 from .lease import Lease
 from .runstate import KILL_TIMEOUT_S, E2BRun, How
 from .scripts import (
@@ -29,9 +28,10 @@ from .scripts import (
     run_shell,
 )
 from .sdk import SandboxLostError, sandbox_error
+from .streaming import follow
 
 if TYPE_CHECKING:
-    from e2b import AsyncCommandHandle, AsyncSandbox
+    from e2b import AsyncSandbox
 
 __all__ = ["E2BSandbox"]
 
@@ -91,24 +91,14 @@ class E2BSandbox(Sandbox):
             self._prepared = True
 
     async def exec(self, invocation: Invocation, on_line: LineHandler) -> int:
-        from e2b import CommandExitException
-
         stdin_path = f"{PRIVATE_DIR}/stdin-{uuid.uuid4().hex}" if invocation.stdin else None
         files = list(invocation.files) + list(self.run.private_files)
         await self._write(files, stdin_path, invocation.stdin)
-        out, err = LineSplitter(), LineSplitter()
+        text = run_shell(invocation.argv, stdin_path=stdin_path, files=files)
 
-        def on_stdout(chunk: str) -> None:
-            for line in out.feed(chunk):
-                on_line("stdout", line)
-
-        def on_stderr(chunk: str) -> None:
-            for line in err.feed(chunk):
-                on_line("stderr", line)
-
-        try:
-            handle = await self.sdk.commands.run(
-                run_shell(invocation.argv, stdin_path=stdin_path, files=files),
+        def start(on_stdout: Callable[[str], None], on_stderr: Callable[[str], None]) -> Any:
+            return self.sdk.commands.run(
+                text,
                 background=True,
                 # Credentials travel here, in the process's environment, never in its text.
                 envs={**invocation.env, "HOME": HOME},
@@ -120,24 +110,8 @@ class E2BSandbox(Sandbox):
                 request_timeout=REQUEST_TIMEOUT_S,
                 retain_output=False,
             )
-        except Exception as exc:
-            raise sandbox_error(self.sandbox_id, exc, "starting the command") from exc
-        try:
-            await handle.wait()
-            code = 0
-        except CommandExitException as exc:
-            code = exc.exit_code
-        except asyncio.CancelledError:
-            await asyncio.shield(self._kill_command(handle))
-            raise
-        except Exception as exc:
-            await asyncio.shield(self._kill_command(handle))
-            raise sandbox_error(self.sandbox_id, exc, "running the command") from exc
-        for line in out.finish():
-            on_line("stdout", line)
-        for line in err.finish():
-            on_line("stderr", line)
-        return code
+
+        return await follow(self.sandbox_id, start, on_line)
 
     async def collect(self, dest: Path) -> ChangeStats:
         from e2b import CommandExitException
@@ -196,13 +170,6 @@ class E2BSandbox(Sandbox):
             await self.sdk.files.write_files(entries, request_timeout=REQUEST_TIMEOUT_S)
         except Exception as exc:
             raise sandbox_error(self.sandbox_id, exc, "writing the task's files") from exc
-
-    async def _kill_command(self, handle: AsyncCommandHandle[None]) -> None:
-        try:
-            await asyncio.wait_for(handle.kill(), KILL_TIMEOUT_S)
-        except Exception as exc:  # the sandbox may be gone: then so is the command
-            logger.debug("could not kill a command in %s: %s", self.sandbox_id, exc)
-        await handle.disconnect()
 
     async def _close(self) -> None:
         await self._lease.stop()
