@@ -235,6 +235,10 @@ class Backend(ABC):
     supports_setup: ClassVar[bool] = False
     """True when :meth:`run_setup` is implemented (checked before a run with ``setup=`` starts)."""
 
+    def check_setup(self) -> None:  # noqa: B027 - optional hook
+        """Raises a :class:`~parallelcc_sdk.errors.ValidationError` when this backend, as
+        configured, cannot run a set-up command (checked before the run starts)."""
+
     async def run_setup(
         self, run: PreparedRun, invocation: Invocation, on_line: LineHandler
     ) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from ...contract import Invocation, LineHandler
 from ...errors import CredentialsError, ValidationError
 from ...redaction import secret_values
 from .._process import owner_token
@@ -214,6 +215,24 @@ class E2BBackend(Backend):
             await asyncio.shield(super().end_run(prepared))
             raise
         return dataclasses.replace(prepared, state=state)
+
+    supports_setup = True
+
+    def check_setup(self) -> None:
+        if self.prepare == "upload":
+            raise ValidationError(
+                "E2BBackend(prepare='upload') cannot run a set-up command once (every sandbox "
+                "would have to run it again); use prepare='fork' or 'auto' with setup=."
+            )
+
+    async def run_setup(
+        self, run: PreparedRun, invocation: Invocation, on_line: LineHandler
+    ) -> int:
+        """Runs the command in the run's base sandbox, before any fork (see E2BRun.run_setup)."""
+        state = run.state
+        if not isinstance(state, E2BRun):
+            raise TypeError("E2BBackend.run_setup needs a run started by E2BBackend.start_run")
+        return await state.run_setup(invocation, on_line)
 
     async def end_run(self, run: PreparedRun) -> None:
         if isinstance(run.state, E2BRun):

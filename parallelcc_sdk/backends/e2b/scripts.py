@@ -73,14 +73,18 @@ def prepare_shell(base: str) -> str:
 
 
 def run_shell(
-    argv: Sequence[str], *, stdin_path: str | None, files: Sequence[SandboxFile]
+    argv: Sequence[str],
+    *,
+    stdin_path: str | None,
+    files: Sequence[SandboxFile],
+    mark: bool = True,
 ) -> str:
     """Gives the written files their modes, then becomes ``argv`` reading ``stdin_path``.
 
     ``exec``: the command is the process E2B started, so killing that kills the command.
     """
     # A no-op first step marks the command as an agent's, to be found again (AGENT_MARK).
-    steps = [f": {AGENT_MARK}"]
+    steps = [f": {AGENT_MARK}"] if mark else []
     steps += [f"chmod {file.mode:o} {shlex.quote(file.path)}" for file in files]
     source = shlex.quote(stdin_path) if stdin_path is not None else "/dev/null"
     steps.append(f"exec {_join(argv)} < {source}")
