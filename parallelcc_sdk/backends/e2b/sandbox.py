@@ -53,17 +53,28 @@ class E2BSandbox(Sandbox):
         how: How,
         lifetime_s: int,
         exclude_changes: tuple[str, ...],
+        attach_pid: int | None = None,
+        base_id: str | None = None,
+        base_commit: str | None = None,
     ) -> None:
         self.sdk = sdk
         self.run = run
         self.exclude_changes = exclude_changes
         self.how = how
         self.sandbox_id = sdk.sandbox_id
-        self._base_id = run.base.sandbox_id if how == "fork" and run.base is not None else None
+        self.attach_pid = attach_pid
+        """The agent's command already running here, which ``exec`` follows instead of starting
+        one (a sandbox re-attached to after its run's process died)."""
+        if base_id is None and how == "fork" and run.base is not None:
+            base_id = run.base.sandbox_id
+        self._base_id = base_id
+        self.base_commit = base_commit or run.archive.base
+        """What the workspace was checked out at: the run's snapshot, or for a sandbox re-attached
+        to, the snapshot of the process that prepared it (changes are measured against it)."""
         self._started = time.monotonic()
         self._ended: float | None = None
         self._per_second: float | None = None
-        self._prepared = how == "fork"
+        self._prepared = how == "fork" or attach_pid is not None
         self._written: list[str] = []
         """Files with secrets this sandbox was given; removed before it is killed."""
         self._lease = Lease(sdk.set_timeout, lifetime_s).start()
@@ -81,6 +92,8 @@ class E2BSandbox(Sandbox):
         }
         if self._base_id is not None:
             described["base_sandbox_id"] = self._base_id
+        if self.attach_pid is not None:
+            described["reattached_pid"] = self.attach_pid
         return described
 
     # -- the protocol ---------------------------------------------------------------------------
@@ -91,8 +104,10 @@ class E2BSandbox(Sandbox):
             self._prepared = True
 
     async def exec(self, invocation: Invocation, on_line: LineHandler) -> int:
-        stdin_path = f"{PRIVATE_DIR}/stdin-{uuid.uuid4().hex}" if invocation.stdin else None
         files = list(invocation.files) + list(self.run.private_files)
+        if self.attach_pid is not None:
+            return await self._follow_running(files, on_line)
+        stdin_path = f"{PRIVATE_DIR}/stdin-{uuid.uuid4().hex}" if invocation.stdin else None
         await self._write(files, stdin_path, invocation.stdin)
         text = run_shell(invocation.argv, stdin_path=stdin_path, files=files)
 
@@ -119,7 +134,7 @@ class E2BSandbox(Sandbox):
         out = f"/tmp/parallelcc-collect-{uuid.uuid4().hex}"
         argv = collect_command(
             WORKSPACE,
-            self.run.archive.base,
+            self.base_commit,
             out,
             object_dirs=[OBJECTS_DIR],
             exclude_file=EXCLUDE_PATH if self.run.archive.has_exclude else None,
@@ -170,6 +185,25 @@ class E2BSandbox(Sandbox):
             await self.sdk.files.write_files(entries, request_timeout=REQUEST_TIMEOUT_S)
         except Exception as exc:
             raise sandbox_error(self.sandbox_id, exc, "writing the task's files") from exc
+
+    async def _follow_running(self, files: list[SandboxFile], on_line: LineHandler) -> int:
+        """The output the running command writes from now on, and its exit code."""
+        pid = self.attach_pid
+        assert pid is not None
+        # The process that died wrote these files: they leave before the sandbox does.
+        self._written += [f.path for f in files]
+
+        def connect(on_stdout: Callable[[str], None], on_stderr: Callable[[str], None]) -> Any:
+            return self.sdk.commands.connect(
+                pid,
+                timeout=0,
+                request_timeout=REQUEST_TIMEOUT_S,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+                retain_output=False,
+            )
+
+        return await follow(self.sandbox_id, connect, on_line)
 
     async def _close(self) -> None:
         await self._lease.stop()
