@@ -70,9 +70,9 @@ def _blocked(run_dir: Path, server: E2BTestServer) -> bool:
     )
 
 
-def test_resume_after_kill_9_reattaches_to_the_running_sandboxes(
-    server: E2BTestServer, repo: Path, tmp_path: Path
-) -> None:
+def kill_run_while_two_tasks_run(server: E2BTestServer, repo: Path, tmp_path: Path) -> Path:
+    """Starts the run in a subprocess and kills it (SIGKILL) once task-1 finished and task-2
+    and task-3 run; returns its folder."""
     path = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     argv = [str(repo), str(tmp_path / "out"), json.dumps(PROMPTS), AGENT]
     proc = subprocess.Popen(
@@ -96,6 +96,20 @@ def test_resume_after_kill_9_reattaches_to_the_running_sandboxes(
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+    return run_dir
+
+
+def release(server: E2BTestServer, sandbox_id: str) -> None:
+    """Lets a "block" task's agent finish."""
+    path = server.host_path(sandbox_id, "/home/user/release")
+    assert path is not None
+    path.write_text("go\n")
+
+
+def test_resume_after_kill_9_reattaches_to_the_running_sandboxes(
+    server: E2BTestServer, repo: Path, tmp_path: Path
+) -> None:
+    run_dir = kill_run_while_two_tasks_run(server, repo, tmp_path)
     before = {t.task_id: t for t in read_journal(run_dir).tasks}
     sandboxes = {t: before[t].sandbox_id for t in RUNNING}
     assert set(sandboxes.values()) <= set(server.alive())  # they outlived the process
@@ -108,9 +122,7 @@ def test_resume_after_kill_9_reattaches_to_the_running_sandboxes(
         wait_for(
             lambda log=log: "re-attached" in log.read_text(), timeout=60, what="re-attaching"
         )
-        release = server.host_path(str(sandbox_id), "/home/user/release")
-        assert release is not None
-        release.write_text("go\n")
+        release(server, str(sandbox_id))
     result = handle.result()
 
     assert result.state is RunStatus.FINISHED and result.success, result.df[["task_id", "error"]]
@@ -132,4 +144,40 @@ def test_resume_after_kill_9_reattaches_to_the_running_sandboxes(
     made = server.records()[made_before:]
     assert sum(task_sandbox(r) for r in made) == 2
     assert {r.sandbox_id for r in made}.isdisjoint(sandboxes.values())
+    assert server.alive() == []
+
+
+def test_a_task_whose_sandbox_is_gone_is_restarted(
+    server: E2BTestServer, repo: Path, tmp_path: Path
+) -> None:
+    run_dir = kill_run_while_two_tasks_run(server, repo, tmp_path)
+    before = {t.task_id: t.sandbox_id for t in read_journal(run_dir).tasks}
+    assert server.kill_sandbox(str(before["task-3"]))  # its lifetime ran out meanwhile
+
+    handle = pcc.submit_resume(run_dir, progress="off")
+    wait_for(
+        lambda: "re-attached" in (run_dir / "task-2" / "execution.log").read_text(),
+        timeout=60,
+        what="re-attaching to task-2",
+    )
+    release(server, str(before["task-2"]))
+
+    def restarted() -> str | None:
+        task = {t.task_id: t for t in read_journal(run_dir).tasks}["task-3"]
+        sandbox_id = task.sandbox_id
+        if sandbox_id in (None, before["task-3"]):
+            return None
+        return sandbox_id if any(AGENT_MARK in c for c in server.commands(sandbox_id)) else None
+
+    wait_for(lambda: restarted() is not None, timeout=60, what="task-3 to start again")
+    release(server, str(restarted()))
+    result = handle.result()
+
+    assert result.success, result.df[["task_id", "error"]]
+    tasks = {t.task_id: t for t in result.tasks}
+    assert (tasks["task-2"].sandbox_id, tasks["task-2"].attempts) == (before["task-2"], 1)
+    assert tasks["task-3"].sandbox_id != before["task-3"] and tasks["task-3"].attempts == 2
+    log = (run_dir / "task-3" / "execution.log").read_text()
+    assert "re-attached" not in log and "[parallelcc] attempt 2" in log
+    assert "+++ b/done-task-3.txt" in (run_dir / "task-3" / "changes.patch").read_text()
     assert server.alive() == []
