@@ -229,6 +229,7 @@ def _check_setup(config: RunConfig, tasks: list[Task]) -> None:
             f"the {config.backend.name} backend cannot run a set-up command; drop setup= or "
             "use backend='local'."
         )
+    config.backend.check_setup()
     if any(task.task_id == SETUP_DIR for task in tasks):
         raise ValidationError(
             f"a task has the id {SETUP_DIR!r}, the folder of the run's set-up; rename the task."

@@ -96,16 +96,24 @@ class AttemptRunner:
         self.check_command = check_command
         """Run in the workspace after an agent that completed, before collecting (see checking)."""
 
-    async def run(self, task: Task, spec: SandboxSpec, listener: AttemptListener) -> AttemptOutcome:
-        """One try in a fresh sandbox, closed before this returns, whatever happened."""
+    async def run(
+        self,
+        task: Task,
+        spec: SandboxSpec,
+        listener: AttemptListener,
+        sandbox: Sandbox | None = None,
+    ) -> AttemptOutcome:
+        """One try in a fresh sandbox (or in ``sandbox``, one re-attached to with its command
+        running: see ``Backend.reattach``), closed before this returns, whatever happened."""
         listener.phase(Phase.PREPARING)
-        try:
-            sandbox = await self.backend.open(spec)
-        except asyncio.CancelledError:
-            _uncancel()
-            return self._cancelled(listener)
-        except Exception as exc:
-            return self._failed(exc, "could not open a sandbox")
+        if sandbox is None:
+            try:
+                sandbox = await self.backend.open(spec)
+            except asyncio.CancelledError:
+                _uncancel()
+                return self._cancelled(listener)
+            except Exception as exc:
+                return self._failed(exc, "could not open a sandbox")
         outcome: AttemptOutcome | None = None
         try:
             async with sandbox:

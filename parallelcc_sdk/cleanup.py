@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 from . import _bridge
@@ -20,26 +21,36 @@ from .runfolder.writer import mark_interrupted
 __all__ = ["cleanup", "cleanup_async"]
 
 
-def cleanup(run_dir: str | os.PathLike[str] | None = None) -> list[str]:
+def cleanup(
+    run_dir: str | os.PathLike[str] | None = None, *, spare: Collection[str] = ()
+) -> list[str]:
     """Closes what the run in ``run_dir`` (or, with ``None``, any run) left behind.
 
-    Returns one line per thing closed. Blocks until done; works in scripts and notebooks.
+    ``spare``: ids of sandboxes of ``run_dir`` to leave alive (``pcc.resume`` re-attaches to
+    them), where its backend can re-attach. Returns one line per thing closed. Blocks until
+    done; works in scripts and notebooks.
     """
     if _bridge.running_loop() is _bridge.portal.loop():
         raise SyncCallInRunningLoopError(
             "pcc.cleanup() was called on the SDK's own event-loop thread (from a listener?), "
             "where blocking would hang it; use `await pcc.cleanup_async()` there instead."
         )
-    return _bridge.portal.submit(cleanup_async(run_dir)).result()
+    return _bridge.portal.submit(cleanup_async(run_dir, spare=spare)).result()
 
 
-async def cleanup_async(run_dir: str | os.PathLike[str] | None = None) -> list[str]:
+async def cleanup_async(
+    run_dir: str | os.PathLike[str] | None = None, *, spare: Collection[str] = ()
+) -> list[str]:
     """The async twin of :func:`cleanup`."""
     closed: list[str] = []
     if run_dir is not None:
         path = await asyncio.to_thread(lambda: Path(run_dir).expanduser())
         journal = await asyncio.to_thread(read_journal, path)
-        closed += await backend_class(_backend_name(journal)).cleanup(path)
+        cls = backend_class(_backend_name(journal))
+        if spare and cls.supports_reattach:
+            closed += await cls.cleanup(path, spare=spare)
+        else:
+            closed += await cls.cleanup(path)
         # Only once its leftovers are gone does a dead run read as over.
         if await asyncio.to_thread(mark_interrupted, path):
             closed.append(f"run {journal.run_id}: journal marked interrupted")

@@ -35,6 +35,10 @@ class Continuation:
     """How long the run's earlier processes ran, added to this one's wall clock."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Top-level entries of ``run.json`` to keep (``setup``, ``resumed``)."""
+    reattach: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Task id → its sandbox as journaled (``sandbox_info`` with its ``sandbox_id``), for tasks
+    that were running when the run's process died in a sandbox that may still be alive: their
+    attempt goes on there if the backend can re-attach to it (``Backend.reattach``)."""
 
 
 def task_options(tasks: Iterable[Task]) -> dict[str, dict[str, Any]]:

@@ -319,6 +319,9 @@ class Engine:
         # Attempts go on counting across retries of the task in later processes.
         attempt = self.results[task_id].attempts
         tries = 0
+        adopted = await self._reattach(task_id, run, attempt, timeout, task_dir)
+        if adopted is not None:
+            attempt -= 1  # the same attempt goes on in its sandbox
         with (
             # Line-buffered local files: each write is a quick append, streamed to disk at once.
             open(files.execution_log, "a", encoding="utf-8", buffering=1) as log,  # noqa: ASYNC230
@@ -329,21 +332,13 @@ class Engine:
                 attempt += 1
                 tries += 1
                 self._update(task_id, None, attempts=attempt)
-                if attempt > 1:
+                if adopted is not None:
+                    log.write(f"[parallelcc] re-attached to sandbox {adopted.sandbox_id}\n")
+                elif attempt > 1:
                     log.write(f"[parallelcc] attempt {attempt}\n")
-                spec = SandboxSpec(
-                    run=run,
-                    task_id=task_id,
-                    attempt=attempt,
-                    task_dir=task_dir,
-                    time_limit_s=timeout,
-                    labels={
-                        **run.spec.labels,
-                        LABEL_TASK_ID: task_id,
-                        LABEL_ATTEMPT: str(attempt),
-                    },
-                )
-                outcome = await self._attempts.run(task, spec, channel)
+                spec = self._sandbox_spec(task_id, run, attempt, timeout, task_dir)
+                outcome = await self._attempts.run(task, spec, channel, sandbox=adopted)
+                adopted = None
                 # Every attempt was paid for: the record shows what the task cost in all.
                 self.spend.settle_attempt(task_id, outcome.metrics, outcome.sandbox_cost_usd)
                 if not outcome.transient or tries > self.config.retries or self.stopping:
@@ -373,6 +368,34 @@ class Engine:
         write_task_metadata(task_dir, record)
         self._emit_task(EventType.TASK_FINISHED, task_id)
         self._after_finish(record)
+
+    def _sandbox_spec(
+        self, task_id: str, run: PreparedRun, attempt: int, timeout: float | None, task_dir: Path
+    ) -> SandboxSpec:
+        return SandboxSpec(
+            run=run,
+            task_id=task_id,
+            attempt=attempt,
+            task_dir=task_dir,
+            time_limit_s=timeout,
+            labels={**run.spec.labels, LABEL_TASK_ID: task_id, LABEL_ATTEMPT: str(attempt)},
+        )
+
+    async def _reattach(
+        self, task_id: str, run: PreparedRun, attempt: int, limit_s: float | None, task_dir: Path
+    ) -> Sandbox | None:
+        """The sandbox a resumed task was running in when the run's process died, if the
+        backend can take it over; ``None``: the task starts again in a new sandbox."""
+        described = self.continuation.reattach.get(task_id) if self.continuation else None
+        if described is None or attempt < 1:
+            return None
+        spec = self._sandbox_spec(task_id, run, attempt, limit_s, task_dir)
+        try:
+            return await self.config.backend.reattach(spec, described)
+        except Exception as exc:  # restarting is always possible
+            problem = self.redactor.redact(str(exc))
+            logger.warning("could not re-attach to the sandbox of %s: %s", task_id, problem)
+            return None
 
     def _on_sandbox(self, task_id: str, sandbox: Sandbox) -> None:
         self._update(

@@ -28,6 +28,7 @@ from typing import Any
 from .agents.base import Agent
 from .api import check_isolation, start_engine
 from .backends.base import Backend
+from .backends.registry import backend_class
 from .bestof import Selector, checked_selector
 from .cleanup import cleanup
 from .continuation import TASK_OPTIONS, Continuation, tasks_from_records
@@ -112,14 +113,16 @@ def submit_resume(
 ) -> ExecutionHandle:
     """Like :func:`resume`, but returns the live handle at once."""
     path = Path(run_dir).expanduser()
-    journal = _settled(path, "resume")
+    journal, reattach = _settled(path, "resume", spare_running=True)
     if journal.recorded_state is RunStatus.FINISHED:
         raise ValidationError(
             f"run {journal.run_id} finished, so there is nothing to resume; use "
             f"pcc.retry({str(path)!r}) to run some of its tasks again."
         )
     chosen = [t.task_id for t in journal.tasks if t.status not in KEPT_BY_RESUME]
-    return _continue(path, journal, chosen, "resume", agent, backend, select, progress, listeners)
+    return _continue(
+        path, journal, chosen, "resume", agent, backend, select, progress, listeners, reattach
+    )
 
 
 def submit_retry(
@@ -136,7 +139,7 @@ def submit_retry(
     """Like :func:`retry`, but returns the live handle at once."""
     statuses = _statuses(status)
     path = Path(run_dir).expanduser()
-    journal = _settled(path, "retry")
+    journal, _ = _settled(path, "retry")
     known = {t.task_id for t in journal.tasks}
     if task_ids is not None:
         unknown = [i for i in task_ids if i not in known]
@@ -174,8 +177,14 @@ def _statuses(status: Sequence[str]) -> set[TaskStatus]:
     return chosen
 
 
-def _settled(path: Path, verb: str) -> JournalState:
-    """The run's journal once what its dead process left is closed; refuses a live run."""
+def _settled(
+    path: Path, verb: str, *, spare_running: bool = False
+) -> tuple[JournalState, dict[str, dict[str, Any]]]:
+    """The run's journal once what its dead process left is closed; refuses a live run.
+
+    With ``spare_running``, where the run's backend can re-attach, the sandboxes of the tasks
+    that were running are left alive, and returned (task id → its journaled sandbox).
+    """
     journal = read_journal(path)
     if journal.recorded_state is RunStatus.RUNNING:
         if journal.process_alive is None:
@@ -190,9 +199,25 @@ def _settled(path: Path, verb: str) -> JournalState:
                 f"run {journal.run_id} is still running (process {pid}); wait for it to end or "
                 f"cancel it before you {verb} it."
             )
-    # Its sandboxes died with its process: close what is left and mark the run interrupted.
-    cleanup(path)
-    return read_journal(path)
+    reattach: dict[str, dict[str, Any]] = {}
+    if spare_running and _reattaches(journal):
+        reattach = {
+            t.task_id: {**t.sandbox_info, "sandbox_id": t.sandbox_id}
+            for t in journal.tasks
+            if t.status is TaskStatus.RUNNING and t.sandbox_id
+        }
+    # Close what its dead process left (but what may be re-attached to); mark it interrupted.
+    cleanup(path, spare=[str(info["sandbox_id"]) for info in reattach.values()])
+    return read_journal(path), reattach
+
+
+def _reattaches(journal: JournalState) -> bool:
+    described = journal.config.get("backend")
+    name = described.get("name") if isinstance(described, Mapping) else None
+    try:
+        return isinstance(name, str) and backend_class(name).supports_reattach
+    except ValidationError:
+        return False
 
 
 # -- rebuilding the run -----------------------------------------------------------------------
@@ -212,9 +237,36 @@ def rebuild_backend(described: Mapping[str, Any]) -> Backend:
             hide=list(described.get("hide") or ()),
             expose=list(described.get("expose") or ()),
         )
+    if name == "e2b":
+        return _rebuild_e2b(described)
     raise ValidationError(
         f"the run's backend {name!r} cannot be rebuilt from its run.json; pass backend= "
         "(configured as the run was)."
+    )
+
+
+def _rebuild_e2b(described: Mapping[str, Any]) -> Backend:
+    from .backends.e2b import E2BBackend
+    from .backends.e2b.pricing import E2BRates
+
+    if described.get("envs") or described.get("npm_token"):
+        raise ValidationError(
+            "the run's E2BBackend had envs= or npm_token=, whose values run.json does not hold; "
+            "pass backend= (configured as the run was)."
+        )
+    ssh_key = described.get("ssh_key")
+    rates = described.get("rates")
+    return E2BBackend(
+        template=described.get("template"),
+        sandbox_timeout=described.get("sandbox_timeout"),
+        metadata=dict(described.get("metadata") or {}),
+        create_rate=described.get("create_rate"),
+        prepare=described.get("prepare") or "auto",
+        ssh_key=ssh_key if isinstance(ssh_key, str) else None,
+        npm_registry=described.get("npm_registry"),
+        rates=E2BRates(**rates) if isinstance(rates, Mapping) else None,
+        exclude_secrets=list(described.get("exclude_secrets") or ()),
+        domain=described.get("domain"),
     )
 
 
@@ -356,8 +408,18 @@ def _continue(
     select: Selector | None,
     progress: str | bool,
     listeners: Iterable[Listener],
+    reattach: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ExecutionHandle:
-    config = _config(journal.config, agent, backend, select)
+    reattach = reattach or {}
+    try:
+        config = _config(journal.config, agent, backend, select)
+    except BaseException:
+        if reattach:
+            cleanup(path)  # the spared sandboxes: nothing will take them over
+        raise
+    if reattach and not config.backend.supports_reattach:
+        cleanup(path)
+        reattach = {}
     options = journal.config.get(TASK_OPTIONS)
     tasks = tasks_from_records(journal.tasks, options if isinstance(options, Mapping) else {})
     layout = RunLayout(path)
@@ -377,6 +439,7 @@ def _continue(
         created_at=format_datetime(journal.created_at) if journal.created_at else None,
         elapsed_before_s=elapsed,
         extra=extra,
+        reattach=reattach,
     )
     return start_engine(
         tasks,

@@ -20,7 +20,7 @@ import asyncio
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -235,6 +235,10 @@ class Backend(ABC):
     supports_setup: ClassVar[bool] = False
     """True when :meth:`run_setup` is implemented (checked before a run with ``setup=`` starts)."""
 
+    def check_setup(self) -> None:  # noqa: B027 - optional hook
+        """Raises a :class:`~parallelcc_sdk.errors.ValidationError` when this backend, as
+        configured, cannot run a set-up command (checked before the run starts)."""
+
     async def run_setup(
         self, run: PreparedRun, invocation: Invocation, on_line: LineHandler
     ) -> int:
@@ -248,6 +252,23 @@ class Backend(ABC):
         lower layer); a remote backend runs it in the base sandbox it forks the others from.
         """
         raise NotImplementedError(f"the {self.name} backend cannot run a set-up command")
+
+    supports_reattach: ClassVar[bool] = False
+    """True when :meth:`reattach` can take over a sandbox that outlived its run's process: a
+    resume then spares the sandboxes of the tasks that were running when it died."""
+
+    async def reattach(self, spec: SandboxSpec, described: Mapping[str, Any]) -> Sandbox | None:
+        """Takes over the sandbox of an attempt that was running when its run's process died.
+
+        ``described`` is what that sandbox's :meth:`Sandbox.describe` journaled (with its
+        ``sandbox_id``); ``spec`` is the same attempt's. Returns a sandbox already prepared whose
+        ``exec`` follows the command still running there to its end (its invocation is the
+        agent's, for its files and parser, not to be started again), or ``None`` when there is
+        nothing to take over (the sandbox or its command is gone): the task is then restarted,
+        and whatever is left of that sandbox must have been ended here. Called after
+        :meth:`start_run` and the set-up, in place of :meth:`open`.
+        """
+        return None
 
     async def end_run(self, run: PreparedRun) -> None:
         """Once per run, after every sandbox is closed: releases what ``start_run`` made."""
@@ -271,11 +292,14 @@ class Backend(ABC):
         return ()
 
     @classmethod
-    async def cleanup(cls, run_dir: Path | None = None) -> list[str]:
+    async def cleanup(
+        cls, run_dir: Path | None = None, *, spare: Collection[str] = ()
+    ) -> list[str]:
         """Closes what runs that died left behind; returns a description of each thing closed.
 
         ``run_dir`` limits it to one run (its journal says how the backend was configured);
         ``None`` looks for every run's leftovers. What belongs to a run that is still going is
-        left alone.
+        left alone, and so are the sandboxes whose ids are in ``spare`` (a resume re-attaches to
+        them; only passed to a backend that ``supports_reattach``).
         """
         return []

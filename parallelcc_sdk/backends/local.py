@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -216,7 +216,12 @@ class LocalBackend(Backend):
         return (self.work_dir.resolve(), temp) if self.work_dir is not None else (temp,)
 
     @classmethod
-    async def cleanup(cls, run_dir: Path | None = None) -> list[str]:
+    async def cleanup(
+        cls,
+        run_dir: Path | None = None,
+        *,
+        spare: Collection[str] = (),  # nothing local outlives its run's process
+    ) -> list[str]:
         """Kills leftover sandbox processes and removes leftover folders of runs that died.
 
         With ``run_dir``, only that run's (in the ``work_dir`` its journal names); without, every

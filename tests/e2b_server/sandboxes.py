@@ -117,12 +117,18 @@ class Registry:
         self._sandboxes: dict[str, Sandbox] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._started: list[tuple[str, str]] = []
+        """(sandbox id, command line) of every command started, in order."""
 
     # -- reading (any thread) ---------------------------------------------------------------
 
     def records(self) -> list[SandboxRecord]:
         with self._lock:
             return [s.record() for s in self._sandboxes.values()]
+
+    def started_commands(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._started)
 
     def alive_ids(self) -> list[str]:
         with self._lock:
@@ -343,6 +349,8 @@ class Registry:
         sandbox.next_pid += 1
         command = Command(pid, process, cmd=cmd, args=args, envs=envs, cwd=cwd, tag=tag)
         sandbox.commands[pid] = command
+        with self._lock:
+            self._started.append((sandbox.sandbox_id, command.command_line))
         # envd lists running processes only: a finished one leaves the table.
         command.on_done = lambda: sandbox.commands.pop(pid, None)
         if sandbox.state != "running":

@@ -110,6 +110,14 @@ class E2BTestServer:
         """Every sandbox this server made, alive or ended, in creation order."""
         return self.registry.records()
 
+    def commands(self, sandbox_id: str | None = None) -> list[str]:
+        """The command line of every command started (in one sandbox, or in any), in order."""
+        return [
+            line
+            for started_in, line in self.registry.started_commands()
+            if sandbox_id is None or started_in == sandbox_id
+        ]
+
     def record(self, sandbox_id: str) -> SandboxRecord:
         return next(r for r in self.records() if r.sandbox_id == sandbox_id)
 

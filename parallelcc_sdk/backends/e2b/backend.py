@@ -7,10 +7,11 @@ import dataclasses
 import math
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from ...contract import Invocation, LineHandler
 from ...errors import CredentialsError, ValidationError
 from ...redaction import secret_values
 from .._process import owner_token
@@ -215,6 +216,24 @@ class E2BBackend(Backend):
             raise
         return dataclasses.replace(prepared, state=state)
 
+    supports_setup = True
+
+    def check_setup(self) -> None:
+        if self.prepare == "upload":
+            raise ValidationError(
+                "E2BBackend(prepare='upload') cannot run a set-up command once (every sandbox "
+                "would have to run it again); use prepare='fork' or 'auto' with setup=."
+            )
+
+    async def run_setup(
+        self, run: PreparedRun, invocation: Invocation, on_line: LineHandler
+    ) -> int:
+        """Runs the command in the run's base sandbox, before any fork (see E2BRun.run_setup)."""
+        state = run.state
+        if not isinstance(state, E2BRun):
+            raise TypeError("E2BBackend.run_setup needs a run started by E2BBackend.start_run")
+        return await state.run_setup(invocation, on_line)
+
     async def end_run(self, run: PreparedRun) -> None:
         if isinstance(run.state, E2BRun):
             await run.state.close()
@@ -247,20 +266,37 @@ class E2BBackend(Backend):
             return min(math.ceil(time_limit_s) + COLLECT_MARGIN_S, MAX_LIFETIME_S)
         return DEFAULT_LIFETIME_S
 
+    supports_reattach = True
+
+    async def reattach(self, spec: SandboxSpec, described: Mapping[str, Any]) -> Sandbox | None:
+        """Connects to the sandbox of an attempt whose run's process died, and finds its agent's
+        command still running there (``commands.list``); ``None`` (the sandbox killed, if it is
+        there) when either is gone. See :meth:`Backend.reattach`."""
+        from .reattach import reattach_sandbox
+
+        state = spec.run.state
+        if not isinstance(state, E2BRun):
+            raise TypeError("E2BBackend.reattach needs a run started by E2BBackend.start_run")
+        return await reattach_sandbox(
+            state, described, self.sandbox_lifetime(spec.time_limit_s), spec.exclude_changes
+        )
+
     @classmethod
-    async def cleanup(cls, run_dir: Path | None = None) -> list[str]:
+    async def cleanup(
+        cls, run_dir: Path | None = None, *, spare: Collection[str] = ()
+    ) -> list[str]:
         """Kills the sandboxes runs that died left behind (by journal and by label).
 
         With ``run_dir``: every sandbox the run's journal names and every sandbox labelled with
-        its run id, unless its process is still running. Without: every sandbox whose
-        ``parallelcc_owner`` label names a process of this machine that is gone; sandboxes of
-        other machines are left alone. Needs ``E2B_API_KEY``.
+        its run id (but those in ``spare``), unless its process is still running. Without: every
+        sandbox whose ``parallelcc_owner`` label names a process of this machine that is gone;
+        sandboxes of other machines are left alone. Needs ``E2B_API_KEY``.
         """
         from .cleanup import cleanup_orphans, cleanup_run
 
         if run_dir is None:
             return await cleanup_orphans()
-        return await cleanup_run(run_dir)
+        return await cleanup_run(run_dir, spare=spare)
 
 
 def _quiet_key(path: Path | None) -> bytes | None:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,9 @@ def _connection(domain: Any = None) -> Connection | None:
     return Connection(key, domain if isinstance(domain, str) and domain else None)
 
 
-async def cleanup_run(run_dir: Path) -> list[str]:
-    """Kills what the run in ``run_dir`` left running, unless the run is still going."""
+async def cleanup_run(run_dir: Path, *, spare: Collection[str] = ()) -> list[str]:
+    """Kills what the run in ``run_dir`` left running (but the sandboxes in ``spare``), unless
+    the run is still going."""
     journal = await asyncio.to_thread(read_journal, run_dir)
     if journal.process_alive:
         return []
@@ -64,7 +65,8 @@ async def cleanup_run(run_dir: Path) -> list[str]:
         ids.append(base_id)
     labelled = await _listed(connection, {LABEL_RUN_ID: journal.run_id})
     ids += [info.sandbox_id for info in labelled]
-    return await _kill_all(connection, dict.fromkeys(ids), f"run {journal.run_id}")
+    doomed = [i for i in dict.fromkeys(ids) if i not in set(spare)]
+    return await _kill_all(connection, doomed, f"run {journal.run_id}")
 
 
 async def cleanup_orphans() -> list[str]:

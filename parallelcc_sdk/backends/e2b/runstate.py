@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ...contract import SandboxFile
+from ...contract import Invocation, LineHandler, SandboxFile
 from ...errors import CredentialsError, TransientBackendError, ValidationError
 from ..base import LABEL_RUN_ID
 from .archive import RunArchive
@@ -23,7 +23,7 @@ from .forks import ForkBatcher, ForkChildFailed, ForkRefused
 from .lease import Lease
 from .pricing import DEFAULT_MEMORY_GIB, DEFAULT_VCPUS, E2BRates
 from .ratelimit import CreationRate
-from .scripts import ARCHIVE_PATH, prepare_shell
+from .scripts import ARCHIVE_PATH, HOME, WORKSPACE, prepare_shell, remove_shell, run_shell
 from .sdk import (
     KEY_HINT,
     Connection,
@@ -88,6 +88,9 @@ class E2BRun:
         self._size: tuple[float, float] | None = None
         self._size_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
+        self.holds_setup = False
+        """True once a set-up ran in the base sandbox: a task sandbox must then be a fork of it
+        (an upload would lack what set-up made)."""
 
     # -- once per run ---------------------------------------------------------------------------
 
@@ -186,11 +189,21 @@ class E2BRun:
             try:
                 return await self._forks.fork(lifetime_s), "fork"
             except ForkChildFailed as exc:
+                if self.holds_setup:
+                    raise TransientBackendError(
+                        f"a fork of the run's base sandbox failed ({exc}); it holds the set-up's "
+                        "result, so no upload can stand in for it"
+                    ) from exc
                 logger.warning("a fork failed (%s); this task's sandbox gets an upload", exc)
             except ForkRefused as exc:
                 cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
                 if is_transient(cause):
                     raise start_error(cause, "fork the run's base sandbox") from cause
+                if self.holds_setup:
+                    raise E2BError(
+                        f"E2B refused to fork the run's base sandbox ({cause}), which holds the "
+                        "set-up's result, so no upload can stand in for it"
+                    ) from cause
                 self._fork_refused(cause)
         return await self.create(labels, lifetime_s), "upload"
 
@@ -243,6 +256,48 @@ class E2BRun:
             ) from None
         except Exception as exc:
             raise sandbox_error(sandbox.sandbox_id, exc, "preparing the workspace") from exc
+
+    async def run_setup(self, invocation: Invocation, on_line: LineHandler) -> int:
+        """Runs a set-up command in the base sandbox, before any fork: every fork inherits its
+        result. The private files (SSH key, npm token) are there while it runs, not after."""
+        from .streaming import follow  # it imports this module
+
+        base = self.base
+        if base is None:
+            raise E2BError("the run has no base sandbox to run its set-up in (prepare='upload')")
+        self.holds_setup = True
+        files = list(invocation.files) + list(self.private_files)
+        if files:
+            try:
+                await base.files.write_files(
+                    [{"path": f.path, "data": f.content} for f in files],
+                    request_timeout=UPLOAD_TIMEOUT_S,
+                )
+            except Exception as exc:
+                raise sandbox_error(base.sandbox_id, exc, "writing the set-up's files") from exc
+        text = run_shell(invocation.argv, stdin_path=None, files=files, mark=False)
+
+        def start(on_stdout: Callable[[str], None], on_stderr: Callable[[str], None]) -> Any:
+            return base.commands.run(
+                text,
+                background=True,
+                envs={**invocation.env, "HOME": HOME},
+                cwd=WORKSPACE,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+                timeout=0,
+                request_timeout=UPLOAD_TIMEOUT_S,
+                retain_output=False,
+            )
+
+        try:
+            return await follow(base.sandbox_id, start, on_line)
+        finally:
+            if files:
+                # Forks copy the base's disk: what is secret must be gone before the first one.
+                await asyncio.shield(
+                    base.commands.run(remove_shell([f.path for f in files]), timeout=KILL_TIMEOUT_S)
+                )
 
     async def kill(self, sandbox: AsyncSandbox) -> None:
         """Kills a sandbox; a failure is logged (its lifetime ends it, ``cleanup`` finds it)."""

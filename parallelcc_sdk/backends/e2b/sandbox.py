@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,6 @@ from ...collection import ARCHIVE_NAME, collect_command, unpack_changes
 from ...contract import AgentContext, ChangeStats, Invocation, LineHandler, SandboxFile
 from ...errors import ChangeCollectionError, TransientBackendError
 from ..base import Sandbox
-from ..lines import LineSplitter
 from .lease import Lease
 from .runstate import KILL_TIMEOUT_S, E2BRun, How
 from .scripts import (
@@ -29,9 +28,10 @@ from .scripts import (
     run_shell,
 )
 from .sdk import SandboxLostError, sandbox_error
+from .streaming import follow
 
 if TYPE_CHECKING:
-    from e2b import AsyncCommandHandle, AsyncSandbox
+    from e2b import AsyncSandbox
 
 __all__ = ["E2BSandbox"]
 
@@ -53,17 +53,28 @@ class E2BSandbox(Sandbox):
         how: How,
         lifetime_s: int,
         exclude_changes: tuple[str, ...],
+        attach_pid: int | None = None,
+        base_id: str | None = None,
+        base_commit: str | None = None,
     ) -> None:
         self.sdk = sdk
         self.run = run
         self.exclude_changes = exclude_changes
         self.how = how
         self.sandbox_id = sdk.sandbox_id
-        self._base_id = run.base.sandbox_id if how == "fork" and run.base is not None else None
+        self.attach_pid = attach_pid
+        """The agent's command already running here, which ``exec`` follows instead of starting
+        one (a sandbox re-attached to after its run's process died)."""
+        if base_id is None and how == "fork" and run.base is not None:
+            base_id = run.base.sandbox_id
+        self._base_id = base_id
+        self.base_commit = base_commit or run.archive.base
+        """What the workspace was checked out at: the run's snapshot, or for a sandbox re-attached
+        to, the snapshot of the process that prepared it (changes are measured against it)."""
         self._started = time.monotonic()
         self._ended: float | None = None
         self._per_second: float | None = None
-        self._prepared = how == "fork"
+        self._prepared = how == "fork" or attach_pid is not None
         self._written: list[str] = []
         """Files with secrets this sandbox was given; removed before it is killed."""
         self._lease = Lease(sdk.set_timeout, lifetime_s).start()
@@ -81,6 +92,8 @@ class E2BSandbox(Sandbox):
         }
         if self._base_id is not None:
             described["base_sandbox_id"] = self._base_id
+        if self.attach_pid is not None:
+            described["reattached_pid"] = self.attach_pid
         return described
 
     # -- the protocol ---------------------------------------------------------------------------
@@ -91,24 +104,16 @@ class E2BSandbox(Sandbox):
             self._prepared = True
 
     async def exec(self, invocation: Invocation, on_line: LineHandler) -> int:
-        from e2b import CommandExitException
-
-        stdin_path = f"{PRIVATE_DIR}/stdin-{uuid.uuid4().hex}" if invocation.stdin else None
         files = list(invocation.files) + list(self.run.private_files)
+        if self.attach_pid is not None:
+            return await self._follow_running(files, on_line)
+        stdin_path = f"{PRIVATE_DIR}/stdin-{uuid.uuid4().hex}" if invocation.stdin else None
         await self._write(files, stdin_path, invocation.stdin)
-        out, err = LineSplitter(), LineSplitter()
+        text = run_shell(invocation.argv, stdin_path=stdin_path, files=files)
 
-        def on_stdout(chunk: str) -> None:
-            for line in out.feed(chunk):
-                on_line("stdout", line)
-
-        def on_stderr(chunk: str) -> None:
-            for line in err.feed(chunk):
-                on_line("stderr", line)
-
-        try:
-            handle = await self.sdk.commands.run(
-                run_shell(invocation.argv, stdin_path=stdin_path, files=files),
+        def start(on_stdout: Callable[[str], None], on_stderr: Callable[[str], None]) -> Any:
+            return self.sdk.commands.run(
+                text,
                 background=True,
                 # Credentials travel here, in the process's environment, never in its text.
                 envs={**invocation.env, "HOME": HOME},
@@ -120,24 +125,8 @@ class E2BSandbox(Sandbox):
                 request_timeout=REQUEST_TIMEOUT_S,
                 retain_output=False,
             )
-        except Exception as exc:
-            raise sandbox_error(self.sandbox_id, exc, "starting the command") from exc
-        try:
-            await handle.wait()
-            code = 0
-        except CommandExitException as exc:
-            code = exc.exit_code
-        except asyncio.CancelledError:
-            await asyncio.shield(self._kill_command(handle))
-            raise
-        except Exception as exc:
-            await asyncio.shield(self._kill_command(handle))
-            raise sandbox_error(self.sandbox_id, exc, "running the command") from exc
-        for line in out.finish():
-            on_line("stdout", line)
-        for line in err.finish():
-            on_line("stderr", line)
-        return code
+
+        return await follow(self.sandbox_id, start, on_line)
 
     async def collect(self, dest: Path) -> ChangeStats:
         from e2b import CommandExitException
@@ -145,7 +134,7 @@ class E2BSandbox(Sandbox):
         out = f"/tmp/parallelcc-collect-{uuid.uuid4().hex}"
         argv = collect_command(
             WORKSPACE,
-            self.run.archive.base,
+            self.base_commit,
             out,
             object_dirs=[OBJECTS_DIR],
             exclude_file=EXCLUDE_PATH if self.run.archive.has_exclude else None,
@@ -197,12 +186,24 @@ class E2BSandbox(Sandbox):
         except Exception as exc:
             raise sandbox_error(self.sandbox_id, exc, "writing the task's files") from exc
 
-    async def _kill_command(self, handle: AsyncCommandHandle[None]) -> None:
-        try:
-            await asyncio.wait_for(handle.kill(), KILL_TIMEOUT_S)
-        except Exception as exc:  # the sandbox may be gone: then so is the command
-            logger.debug("could not kill a command in %s: %s", self.sandbox_id, exc)
-        await handle.disconnect()
+    async def _follow_running(self, files: list[SandboxFile], on_line: LineHandler) -> int:
+        """The output the running command writes from now on, and its exit code."""
+        pid = self.attach_pid
+        assert pid is not None
+        # The process that died wrote these files: they leave before the sandbox does.
+        self._written += [f.path for f in files]
+
+        def connect(on_stdout: Callable[[str], None], on_stderr: Callable[[str], None]) -> Any:
+            return self.sdk.commands.connect(
+                pid,
+                timeout=0,
+                request_timeout=REQUEST_TIMEOUT_S,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+                retain_output=False,
+            )
+
+        return await follow(self.sandbox_id, connect, on_line)
 
     async def _close(self) -> None:
         await self._lease.stop()

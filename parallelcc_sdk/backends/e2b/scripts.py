@@ -15,6 +15,7 @@ from ...workspace import BASE_REF, TASK_BRANCH
 from .archive import EXCLUDE_MEMBER, PACK_MEMBER
 
 __all__ = [
+    "AGENT_MARK",
     "ARCHIVE_PATH",
     "EXCLUDE_PATH",
     "HOME",
@@ -35,6 +36,9 @@ PRIVATE_DIR = f"{HOME}/.parallelcc"
 ARCHIVE_PATH = f"{PRIVATE_DIR}/run.tar.gz"
 OBJECTS_DIR = f"{PRIVATE_DIR}/objects"
 EXCLUDE_PATH = f"{PRIVATE_DIR}/{EXCLUDE_MEMBER}"
+AGENT_MARK = "parallelcc-agent"
+"""In the text of every command that runs an agent, so a later process can find it among the
+sandbox's processes (``commands.list``) and re-attach to it after the run's process died."""
 
 # Arguments: the private folder, the workspace, the base commit. The workspace is made the way
 # the local backend makes one (parallelcc_sdk.workspace.create_workspace): the same refs, HEAD
@@ -69,13 +73,19 @@ def prepare_shell(base: str) -> str:
 
 
 def run_shell(
-    argv: Sequence[str], *, stdin_path: str | None, files: Sequence[SandboxFile]
+    argv: Sequence[str],
+    *,
+    stdin_path: str | None,
+    files: Sequence[SandboxFile],
+    mark: bool = True,
 ) -> str:
     """Gives the written files their modes, then becomes ``argv`` reading ``stdin_path``.
 
     ``exec``: the command is the process E2B started, so killing that kills the command.
     """
-    steps = [f"chmod {file.mode:o} {shlex.quote(file.path)}" for file in files]
+    # A no-op first step marks the command as an agent's, to be found again (AGENT_MARK).
+    steps = [f": {AGENT_MARK}"] if mark else []
+    steps += [f"chmod {file.mode:o} {shlex.quote(file.path)}" for file in files]
     source = shlex.quote(stdin_path) if stdin_path is not None else "/dev/null"
     steps.append(f"exec {_join(argv)} < {source}")
     return " && ".join(steps)
