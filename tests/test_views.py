@@ -1,6 +1,6 @@
 """Progress views without a browser or kernel: widget state after events, the row cap, the final
 snapshot, the throttle (comm messages counted), the Cancel button while a blocking call holds the
-kernel, the text renderer and mode selection."""
+kernel, the control that opens one task, the text renderer and mode selection."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from parallelcc_sdk import views
 from parallelcc_sdk.errors import ValidationError
 from parallelcc_sdk.events import Event, EventType, Phase
 from parallelcc_sdk.models import TaskResult, TaskStatus, count_statuses
+from parallelcc_sdk.runfolder.layout import PATCH_FILE
 from parallelcc_sdk.views import _mode
+from parallelcc_sdk.views._picker import LIST_CAP
 from parallelcc_sdk.views._state import HandleLike, RunState
 from parallelcc_sdk.views._style import ROW_CAP
 from parallelcc_sdk.views.html import render_html
@@ -446,6 +448,124 @@ def test_quiet_run_still_ticks_the_clock() -> None:
     asyncio.run(wait())
     view.throttle.close()
     assert len(shown) >= 3  # the elapsed time moved on without any event
+
+
+# -- opening one task from the widget ----------------------------------------------------------
+
+PATCH = "--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-old\n+new_line_42\n"
+
+
+def shown_html(view: WidgetView) -> str:
+    return "".join(o["data"].get("text/html", "") for o in view.picker.output.outputs)
+
+
+def count_option_sends(widget: Any) -> list[Any]:
+    sent: list[Any] = []
+    widget.observe(lambda change: sent.append(change["new"]), names="options")
+    return sent
+
+
+def test_the_picker_lists_the_tasks_and_show_renders_the_chosen_one(tmp_path: Path) -> None:
+    h = FakeHandle(3)
+    h.run_dir = tmp_path
+    (tmp_path / "task-2").mkdir()
+    (tmp_path / "task-2" / PATCH_FILE).write_text(PATCH)
+    view = WidgetView(h, interval=0)
+    picker = view.picker
+    assert picker.widget in view.container.children  # below the body
+    assert list(picker.input.options) == ["task-1", "task-2", "task-3"]
+    h.start(1)
+    picker.input.value = "task-2"
+    picker.button.click()  # while the run goes on
+    html = shown_html(view)
+    assert ">task-2</code>" in html and "new_line_42" in html and "running</span>" in html
+    assert picker.button.description == "Hide"
+    picker.button.click()  # the same task again: hide it
+    assert picker.output.outputs == () and picker.button.description == "Show"
+    h.finish(1, files_changed=1)
+    h.end()
+    picker.button.click()  # after the run ended, with the final record
+    html = shown_html(view)
+    assert "new_line_42" in html and "completed</span>" in html
+    picker.input.value = "task-3"  # another task: the button shows it instead of hiding
+    assert picker.button.description == "Show"
+    picker.button.click()
+    assert ">task-3</code>" in shown_html(view) and "No changes." in shown_html(view)
+
+
+def test_the_dropdown_is_not_rebuilt_on_events(
+    recording_comm: list[tuple[float, Any]],
+) -> None:
+    h = FakeHandle(20)
+    view = WidgetView(h, interval=0)
+    sends = count_option_sends(view.picker.input)
+    view.picker.input.value = "task-7"
+    before = len(recording_comm)
+    for i in range(20):
+        h.start(i)
+        h.emit(EventType.TASK_OUTPUT, i, message="working")
+        h.finish(i, files_changed=1)
+    h.end()
+    assert sends == [] and view.picker.rebuilds == 0
+    assert view.picker.input.value == "task-7"
+    # No message carried the dropdown's options (nor its selection, nor any output).
+    sent_keys = {key for _, data in recording_comm[before:] for key in data["state"]}
+    assert sent_keys and not sent_keys & {"_options_labels", "index", "outputs"}
+
+
+def test_a_large_run_suggests_the_tasks_worth_opening_when_they_change() -> None:
+    n = LIST_CAP + 5
+    h = FakeHandle(n)
+    view = WidgetView(h, interval=0)
+    picker = view.picker
+    picker._refresh_s = 0  # no time gate: every change of the set is sent at the next render
+    sends = count_option_sends(picker.input)
+    assert picker.large and list(picker.input.options) == []  # nothing started
+    h.start(0)
+    h.start(1)
+    h.start(2)
+    for _ in range(20):  # output lines change nothing the picker offers
+        h.emit(EventType.TASK_OUTPUT, 0, message="working")
+    assert len(sends) == 3 and picker.input.options == ("task-1", "task-2", "task-3")
+    h.finish(0, files_changed=2)  # still worth opening: no resend
+    h.finish(1, TaskStatus.FAILED, error="boom")
+    h.finish(2)  # completed without changes: dropped
+    assert len(sends) == 4
+    assert set(picker.input.options) == {"task-1", "task-2"}
+    # Any id can be typed, suggested or not.
+    picker.input.value = f"task-{n}"
+    picker.button.click()
+    assert f">task-{n}</code>" in shown_html(view)
+    picker.input.value = "nope"
+    picker.button.click()
+    assert "no task 'nope'" in picker.output.outputs[0]["data"]["text/plain"]
+
+
+def test_a_large_run_resends_its_suggestions_at_most_once_per_interval() -> None:
+    n = LIST_CAP + 1
+    h = FakeHandle(n)
+    view = WidgetView(h, interval=0)
+    clock = [0.0]
+    view.picker._clock = lambda: clock[0]
+    sends = count_option_sends(view.picker.input)
+    for i in range(100):
+        h.start(i)  # 100 changes of the set within one (frozen) second
+    assert len(sends) == 1
+    clock[0] = 1.5
+    h.start(100)
+    assert len(sends) == 2 and len(sends[-1]) == 101
+
+
+def test_the_show_button_is_disabled_while_a_blocking_call_holds_the_kernel() -> None:
+    h = FakeHandle(2)
+    view = WidgetView(h, interval=0)
+    assert not view.picker.button.disabled
+    h.blocking = True
+    h.start(0)
+    assert view.picker.button.disabled
+    h.blocking = False
+    h.start(1)
+    assert not view.picker.button.disabled
 
 
 # -- text --------------------------------------------------------------------------------------

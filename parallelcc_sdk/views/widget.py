@@ -1,7 +1,9 @@
 """The live ipywidgets view of a run.
 
 One ``HTML`` widget holds everything that changes (header, bar, rows), so one render is exactly
-one comm message however many tasks changed; the title and the cancel button sit above it.
+one comm message however many tasks changed; the title and the cancel button sit above it, and
+below it a control to open one task's view (see ``_picker``), which a render leaves alone unless
+the tasks it offers changed.
 Renders are throttled to 10 per second. When the run ends, the final state is pushed at once and,
 if this view displayed itself, its output is replaced by a static HTML snapshot, which is what a
 saved, reopened or exported notebook shows (widget models are not saved with the notebook).
@@ -14,13 +16,18 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..events import Event
 from ._live import LiveView
+from ._picker import TaskPicker
 from ._state import HandleLike
 from ._throttle import Throttle
 from .html import render_html, title_html
 from .plain import plain_summary
+
+if TYPE_CHECKING:
+    from .task import TaskView
 
 logger = logging.getLogger("parallelcc_sdk")
 
@@ -59,7 +66,8 @@ class WidgetView(LiveView):
             [self.title, self.cancel_button],
             layout=widgets.Layout(justify_content="space-between", align_items="center"),
         )
-        self.container = widgets.VBox([top, self.body])
+        self.picker = TaskPicker(self.state.tasks.values(), self._task_view)
+        self.container = widgets.VBox([top, self.body, self.picker.widget])
         # A stable class for tests and user CSS.
         self.container.add_class("pcc-progress")
 
@@ -78,14 +86,29 @@ class WidgetView(LiveView):
             self.state.cancel_blocked = self.handle.blocking
         self._push()
 
+    def on_event(self, event: Event) -> None:
+        if event.task is not None:
+            try:
+                with self._lock:
+                    self.picker.note(event.task)
+            except Exception:  # a view must never break the run
+                logger.exception("parallelcc task picker failed on %s", event.type)
+        super().on_event(event)
+
     def _push(self) -> None:
         with self._lock:
             title = title_html(self.state)
             body = render_html(self.state, title=False)
+            # The picker's ids are resent only when they changed: not on every render.
+            ids = self.picker.changed_ids(force=self.state.finished)
+            blocked = self.state.cancel_blocked and not self.state.finished
         # Setting an unchanged value sends nothing; a changed one sends one comm message.
         self.title.value = title
         self.body.value = body
         self._restyle_button()
+        if ids is not None:
+            self.picker.offer(ids)
+        self.picker.set_blocked(blocked)
 
     def _button_look(self) -> _ButtonLook:
         state = self.state
@@ -119,6 +142,15 @@ class WidgetView(LiveView):
             _replace_display(display_id, self.snapshot_bundle())
 
     # -- user actions (kernel's main thread) --------------------------------------------------
+
+    def _task_view(self, task_id: str) -> TaskView:
+        """What ``handle.show(task_id)`` gives, from the latest record this view holds; works
+        while the run goes on and after it ended (a ``KeyError`` for an unknown id)."""
+        from .task import TaskView
+
+        with self._lock:
+            task = self.state.tasks[task_id]
+        return TaskView.from_task(task, self.handle.run_dir / task_id)
 
     def _on_cancel_click(self, _button: Any) -> None:
         self.state.cancel_requested = True
