@@ -11,7 +11,7 @@ from typing import Any
 from .agents.base import Agent
 from .backends.base import Backend
 from .engine import Engine, RunConfig
-from .errors import ValidationError
+from .errors import OutputWriteError, ValidationError
 from .events import Event
 from .handle import ExecutionHandle, Listener
 from .results import RunResult
@@ -67,7 +67,14 @@ def submit(
             f"output_dir {str(output_dir)!r} is a file; pass a folder (it is created if missing)."
         )
 
-    run_id, run_dir = create_run_dir(out.resolve())
+    try:
+        run_id, run_dir = create_run_dir(out.resolve())
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise OutputWriteError(
+            f"output_dir {str(output_dir)!r} cannot hold the run's folder ({reason}); free some "
+            "space there or pass a folder you can write to."
+        ) from exc
     handle: ExecutionHandle
 
     def emit(event: Event) -> None:
