@@ -97,7 +97,8 @@ stage() { g add --all && g write-tree; }
 tree=
 # The workspace's index is a stat cache that spares rehashing unchanged files; anything odd
 # about it (a split index, missing objects, garbage) and staging starts again from the base.
-if [ -n "$reuse" ] && cp "$ws/.git/index" "$GIT_INDEX_FILE" 2> /dev/null; then
+# The copy keeps the index's time: git re-reads files edited in the second it was written.
+if [ -n "$reuse" ] && cp -p "$ws/.git/index" "$GIT_INDEX_FILE" 2> /dev/null; then
   tree=$(stage 2> /dev/null) || tree=
 fi
 if [ -z "$tree" ]; then
