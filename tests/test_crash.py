@@ -10,6 +10,8 @@ in CI like the others.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import signal
 import tempfile
@@ -119,6 +121,34 @@ def test_a_script_that_ends_while_its_run_goes_on_leaves_nothing(
         journal = run.run_json()
         assert journal["state"] == "cancelled"
         assert [t["status"] for t in journal["tasks"]] == ["cancelled"] * SMALL
+
+
+async def test_sandboxes_cancelled_while_their_folders_are_made_leave_none(
+    repo: Path, tmp_path: Path
+) -> None:
+    # The folder is made in a worker thread, which a cancellation cannot stop: the sandbox
+    # waits for it and removes the folder before the cancellation goes on.
+    work = tmp_path / "work"
+    work.mkdir()
+    backend = pcc.LocalBackend(isolation="none", work_dir=work)
+    run_dir = tmp_path / "results" / "r1"
+    run_dir.mkdir(parents=True)
+    prepared = await backend.start_run(
+        pcc.RunSpec(run_id="r1", run_dir=run_dir, repo=repo, labels={"parallelcc_run_id": "r1"})
+    )
+    scratch = {p.name for p in work.iterdir()}
+    for attempt in range(1, 21):
+        spec = pcc.SandboxSpec(
+            run=prepared, task_id="task-1", attempt=attempt, task_dir=run_dir / "task-1"
+        )
+        opening = asyncio.create_task(backend.open(spec))
+        await asyncio.sleep(0)  # its thread is making the folder
+        opening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await (await opening).close()  # had it finished first, it would be closed here
+        assert {p.name for p in work.iterdir()} == scratch, f"attempt {attempt} left a folder"
+    await backend.end_run(prepared)
+    assert list(work.iterdir()) == []
 
 
 def kill_9(run: ScriptRun) -> None:
