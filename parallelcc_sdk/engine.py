@@ -45,7 +45,7 @@ from .results import RunResult, RunSummary
 from .runfolder.layout import RunLayout
 from .runfolder.writer import RunJournal, write_run_outputs, write_task_metadata
 from .spend import SpendLedger
-from .task_output import TaskOutput
+from .task_output import TaskOutput, run_relative
 
 logger = logging.getLogger("parallelcc_sdk")
 
@@ -279,7 +279,7 @@ class Engine:
                 logger.warning(
                     "could not write the records of %d tasks that never started: %s",
                     len(records),
-                    describe_write_failure(record.task_id + "/metadata.json", exc),
+                    describe_write_failure(run_relative(exc.filename, self.run_dir), exc),
                 )
                 return
 
@@ -388,7 +388,7 @@ class Engine:
         try:
             write_task_metadata(path.parent, record)
         except OSError as exc:
-            failure = describe_write_failure(path.relative_to(self.run_dir).as_posix(), exc)
+            failure = describe_write_failure(run_relative(path, self.run_dir), exc)
             logger.warning("task %s: %s", record.task_id, failure)
             # Failed (a stopped task stays cancelled), after whatever else it had to say.
             status = TaskStatus.CANCELLED if record.status is TaskStatus.CANCELLED else None
@@ -531,7 +531,7 @@ class Engine:
                 logger.warning(
                     "run %s: the summary files are incomplete: %s",
                     self.run_id,
-                    describe_write_failure(_display(exc.filename, self.run_dir), exc),
+                    describe_write_failure(run_relative(exc.filename, self.run_dir), exc),
                 )
         finally:
             try:
@@ -584,16 +584,6 @@ def _output_lost(outcome: AttemptOutcome, failure: str, *, stopped_for_it: bool)
         return dataclasses.replace(outcome, error=error, transient=False)
     error = f"{failure}; {rest}" if rest else failure
     return dataclasses.replace(outcome, status=TaskStatus.FAILED, error=error, transient=False)
-
-
-def _display(filename: object, run_dir: Path) -> str:
-    """A file of the run's folder, relative to it where possible."""
-    if not isinstance(filename, str):
-        return "a file of the run's folder"
-    try:
-        return Path(filename).relative_to(run_dir).as_posix()
-    except ValueError:
-        return filename
 
 
 def _last_message(progress: Sequence[Progress]) -> str | None:

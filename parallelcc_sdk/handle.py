@@ -279,7 +279,7 @@ class ExecutionHandle:
                 # SystemExit too: a program's own SIGTERM handler may raise it to leave.
                 by = "by SIGTERM" if sigterm.received else "(KeyboardInterrupt)"
                 self._interrupt(f"run interrupted {by}")
-                self._close_after_interrupt()
+                self._close_after_interrupt("SIGTERM" if sigterm.received else "KeyboardInterrupt")
                 raise
             return self._outcome.result()
 
@@ -307,19 +307,22 @@ class ExecutionHandle:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._engine.interrupt, reason)
 
-    def _close_after_interrupt(self) -> None:
+    def _close_after_interrupt(self, cause: str) -> None:
         """Waits while the interrupted run closes its sandboxes, saying so where it can."""
-        if _bridge.running_loop() is self._loop:
+        if self.done() or _bridge.running_loop() is self._loop:
             return
-        if _signals.handlers_allowed():
+        # In a kernel the cell's output says it already; a script's user sees why it waits.
+        talk = _signals.handlers_allowed()
+        if talk:
             _signals.say(
-                "interrupted: stopping every task and closing its sandbox; the report lists "
-                "them as cancelled."
+                f"{cause}: stopping every task and closing its sandbox; the report lists them "
+                "as cancelled."
             )
-        if not self._wait_closed(_CLOSE_GRACE_S) and _signals.handlers_allowed():
+        if not self._wait_closed(_CLOSE_GRACE_S) and talk:
             _signals.say(
-                f"gave up waiting after {_CLOSE_GRACE_S:g}s: "
-                f"{self._still_closing().replace('still closing', 'not yet closed', 1)}"
+                f"gave up waiting after {_CLOSE_GRACE_S:g}s for the sandboxes of run "
+                f"{self.run_id} to close; run pcc.cleanup({str(self.run_dir)!r}) to close what "
+                "is left."
             )
 
     def _wait_closed(self, timeout: float) -> bool:

@@ -15,7 +15,17 @@ from typing import IO
 from .errors import OutputWriteError, describe_write_failure
 from .runfolder.layout import TaskLayout
 
-__all__ = ["TaskOutput"]
+__all__ = ["TaskOutput", "run_relative"]
+
+
+def run_relative(path: str | Path | None, run_dir: Path) -> str:
+    """A file of the run's folder as the run's records name it: ``task-3/metadata.json``."""
+    if path is None:
+        return "a file of the run's folder"
+    try:
+        return Path(path).relative_to(run_dir).as_posix()
+    except ValueError:
+        return str(path)
 
 
 class TaskOutput:
@@ -33,11 +43,7 @@ class TaskOutput:
         """Why a file of the task could not be written (``None`` while all is well)."""
 
     def display(self, path: Path) -> str:
-        """``path`` as the run's records show it: relative to the run folder."""
-        try:
-            return path.relative_to(self._run_dir).as_posix()
-        except ValueError:
-            return str(path)
+        return run_relative(path, self._run_dir)
 
     def open(self) -> None:
         """Makes the task's folder and opens its files; raises :class:`OutputWriteError`."""

@@ -334,6 +334,16 @@ def test_a_line_cut_short_by_a_write_error_does_not_spoil_the_next(tmp_path: Pat
     assert state.skipped_lines == 1
 
 
+def test_a_run_json_written_after_lost_lines_holds_every_task_as_it_is(tmp_path: Path) -> None:
+    journal = RunJournal(tmp_path, "r", {}, [pending("task-1")])
+    journal.write()
+    journal._lines = _FailsHalfway(journal._lines)  # type: ignore[assignment]
+    journal.update(full_result("task-1"))  # its line is lost on the full disk
+    journal.finish(RunStatus.FINISHED)
+    assert read_run_json(tmp_path)["tasks"][0]["status"] == "completed"  # type: ignore[index]
+    assert read_journal(tmp_path).tasks == (full_result("task-1"),)
+
+
 def test_journal_config_keeps_no_secrets(tmp_path: Path) -> None:
     config = {"api_key": "sk-ant-abcdefghijklmnop", "model": "opus", "note": "x-api-key: abc12345"}
     RunJournal(tmp_path, "r", config, []).write()
