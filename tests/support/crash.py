@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support.cli import kill_sandboxes_under
-from support.e2e import SANDBOX_MARKER, pid_alive
+from support.cli import kill_sandboxes_under, sandbox_processes_under
 
 import parallelcc_sdk as pcc
 
@@ -132,26 +131,6 @@ class ScriptRun:
     def run_json(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.run_dir / "run.json").read_text())
         return data
-
-
-def sandbox_processes_under(tmp: Path) -> list[int]:
-    marker = f"{SANDBOX_MARKER}=".encode()
-    prefix = f"TMPDIR={tmp}/".encode()
-    found: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            any(v.startswith(marker) for v in environ)
-            and any(v.startswith(prefix) for v in environ)
-            and pid_alive(int(entry.name))
-        ):
-            found.append(int(entry.name))
-    return found
 
 
 @contextlib.contextmanager
