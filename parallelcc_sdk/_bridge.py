@@ -74,7 +74,6 @@ def unregister_run(handle: Any) -> None:
         _live_runs.discard(handle)
 
 
-@atexit.register
 def _cancel_live_runs() -> None:
     with _live_lock:
         handles = list(_live_runs)
@@ -82,3 +81,20 @@ def _cancel_live_runs() -> None:
         handle.cancel()
     for handle in handles:
         handle._wait_closed(_EXIT_GRACE_S)
+
+
+def _register_exit_hook() -> None:
+    """Runs :func:`_cancel_live_runs` when the interpreter starts to exit, *before* it shuts
+    down the thread pools: closing a sandbox needs worker threads (``asyncio.to_thread``), and
+    an ``atexit`` handler runs too late, when they refuse work and every folder would stay."""
+    # Exit hooks run in reverse order: the pools' hook must be registered first to run last.
+    import concurrent.futures.thread  # noqa: F401
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # not CPython: the ordinary hook is the best there is
+        atexit.register(_cancel_live_runs)
+    else:
+        register(_cancel_live_runs)
+
+
+_register_exit_hook()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from .bestof import Selector, checked_selector, expand_candidates
 from .collection import DEFAULT_EXCLUDED_CHANGES
 from .continuation import Continuation
 from .engine import Engine, RunConfig
-from .errors import BackendUnavailableError, ValidationError
+from .errors import BackendUnavailableError, OutputWriteError, ValidationError
 from .events import Event
 from .handle import ExecutionHandle, Listener
 from .models import Task
@@ -106,6 +107,13 @@ def submit(
     try:
         run_id, run_dir = create_run_dir(out.resolve())
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # A full disk is not bad input: the same folder works once space is freed.
+            reason = (exc.strerror or str(exc)).lower()
+            raise OutputWriteError(
+                f"output_dir {str(output_dir)!r} cannot hold the run's folder ({reason}); free "
+                "some space there or pass a folder you can write to."
+            ) from exc
         raise ValidationError(
             f"output_dir {str(output_dir)!r} cannot be written ({exc.strerror or exc}); pass a "
             "folder you can write to."

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO
 
 from .contract import ChangeStats
-from .errors import ChangeCollectionError
+from .errors import ChangeCollectionError, describe_write_failure
 from .runfolder.layout import CHANGED_FILES_DIR, PATCH_FILE
 
 __all__ = [
@@ -248,7 +248,11 @@ def unpack_changes(archive: bytes | Path, dest: Path) -> ChangeStats:
     try:
         with _open_archive(archive) as tar:
             for member in tar:
-                _unpack_member(tar, member, files_dir, patch_path, meta)
+                try:
+                    _unpack_member(tar, member, files_dir, patch_path, meta)
+                except OSError as exc:  # writing here: a full disk fails this task, clearly
+                    where = _written_as(member.name)
+                    raise ChangeCollectionError(describe_write_failure(where, exc)) from exc
     except ChangeCollectionError:
         _remove(files_dir)
         _remove(patch_path)
@@ -331,6 +335,15 @@ def _unpack_member(
         raise ChangeCollectionError(
             f"the change archive's {name!r} is a hard link or a device, which a change cannot be"
         )
+
+
+def _written_as(name: str) -> str:
+    """What an archive member becomes in the task's folder, as an error names it."""
+    if name == "patch":
+        return PATCH_FILE
+    if name.startswith(_FILES_PREFIX):
+        return f"{CHANGED_FILES_DIR}/{name[len(_FILES_PREFIX) :]}"
+    return CHANGED_FILES_DIR
 
 
 def _safe_parts(rel: str) -> list[str]:

@@ -10,6 +10,8 @@ whichever await it is in: there is no gap between two steps through which it cou
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -20,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .agents.base import Agent, Progress
 from .attempt import AttemptOutcome, AttemptRunner
@@ -38,7 +40,7 @@ from .bestof import Selection, Selector
 from .collection import DEFAULT_EXCLUDED_CHANGES
 from .continuation import TASK_OPTIONS, Continuation, task_options
 from .contract import Stream
-from .errors import SetupError
+from .errors import OutputWriteError, SetupError, describe_write_failure
 from .events import Event, EventType, Phase
 from .land.base import record_snapshot
 from .models import RunStatus, Task, TaskResult, TaskStatus
@@ -48,6 +50,7 @@ from .runfolder.layout import RunLayout
 from .runfolder.writer import RunJournal, write_run_outputs, write_task_metadata
 from .setup_step import run_setup_step
 from .spend import SpendLedger
+from .task_output import TaskOutput, run_relative
 
 logger = logging.getLogger("parallelcc_sdk")
 
@@ -153,6 +156,8 @@ class Engine:
         )
         self._selection = Selection.of(tasks, config.select or "smallest_diff", self.results)
         self._t0 = 0.0
+        # Writing the records of queued tasks a stop cancelled (see _cancel_unstarted).
+        self._settling: list[asyncio.Future[None]] = []
 
     # -- public, loop thread only -------------------------------------------------------------
 
@@ -188,7 +193,11 @@ class Engine:
     async def run(self) -> RunResult:
         self.started_at = datetime.now(UTC)
         self._t0 = time.monotonic()
-        self.journal.write()
+        try:
+            self.journal.write()
+        except OSError as exc:  # nothing has started: the run cannot be recorded, so it fails
+            where = describe_write_failure(self.layout.run_json.name, exc)
+            raise OutputWriteError(f"run {self.run_id} cannot start: {where}") from exc
         self._emit(Event(EventType.RUN_STARTED, self.run_id, data={"total": len(self.tasks)}))
         for task in self.tasks:
             kept = self.results[task.task_id].status.is_final
@@ -224,6 +233,7 @@ class Engine:
         finally:
             if state is RunStatus.FINISHED and self._stop_reason is not None:
                 state = RunStatus.INTERRUPTED if self._interrupted else RunStatus.CANCELLED
+            await self._settled()
             for task in self.tasks:
                 self._finish_unstarted(task, self._stop_reason or "run ended before it started")
             self._queue.clear()
@@ -292,12 +302,66 @@ class Engine:
         """No new task starts; running ones (but ``spare``) are cancelled with ``reason``."""
         if self._stop_reason is None:
             self._stop_reason = reason
-        while self._queue:
-            self._finish_unstarted(self._queue.popleft(), reason)
+        # Running tasks first: their sandboxes start closing while the queued ones are recorded.
         for task_id, job in list(self._running.items()):
             if task_id != spare and not job.done() and task_id not in self._cancel_reasons:
                 self._cancel_reasons[task_id] = reason
                 job.cancel(reason)
+        if self._queue:
+            unstarted = list(self._queue)
+            self._queue.clear()
+            self._cancel_unstarted(unstarted, reason)
+
+    def _cancel_unstarted(self, tasks: Sequence[Task], reason: str) -> None:
+        """Records queued tasks ``cancelled`` at once, in memory and in the journal.
+
+        Their ``metadata.json`` files are written in a worker thread, and only then do their
+        events fire (a listener finds the file): a stop with thousands of tasks queued does not
+        hold up the loop, and with it the sandboxes being closed.
+        """
+        records = [
+            self._update(task.task_id, None, status=TaskStatus.CANCELLED, error=reason)
+            for task in tasks
+            if not self.results[task.task_id].status.is_final
+        ]
+        if not records:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not on a loop (a test driving the engine by hand): write now
+            self._write_unstarted(records)
+            for record in records:
+                self._emit_task(EventType.TASK_FINISHED, record.task_id)
+            return
+        self._settling.append(asyncio.ensure_future(self._settle_unstarted(records)))
+
+    async def _settle_unstarted(self, records: Sequence[TaskResult]) -> None:
+        try:
+            await asyncio.to_thread(self._write_unstarted, records)
+        finally:
+            for record in records:
+                self._emit_task(EventType.TASK_FINISHED, record.task_id)
+
+    def _write_unstarted(self, records: Sequence[TaskResult]) -> None:
+        """Writes the ``metadata.json`` of tasks that never started (any thread)."""
+        for record in records:
+            try:
+                write_task_metadata(self.layout.task_dir(record.task_id), record)
+            except OSError as exc:
+                # Their records are in the journal; a full disk must not fail what is left.
+                logger.warning(
+                    "could not write the records of %d tasks that never started: %s",
+                    len(records),
+                    describe_write_failure(run_relative(exc.filename, self.run_dir), exc),
+                )
+                return
+
+    async def _settled(self) -> None:
+        """Waits until the records of every cancelled queued task are written."""
+        while self._settling:
+            pending, self._settling = self._settling, []
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(asyncio.gather(*pending, return_exceptions=True))
 
     async def _drain(self) -> None:
         """Waits for every running task to finish cleaning up after a stop."""
@@ -310,48 +374,21 @@ class Engine:
     async def _run_task(self, task: Task, run: PreparedRun) -> None:
         task_id = task.task_id
         files = self.layout.task(task_id)
-        task_dir = files.task_dir
-        task_dir.mkdir(exist_ok=True)
         started = datetime.now(UTC)
         t0 = time.monotonic()
         self._update(task_id, EventType.TASK_STARTED, status=TaskStatus.RUNNING, started_at=started)
-        timeout = task.timeout if task.timeout is not None else self.config.task_timeout
-        # Attempts go on counting across retries of the task in later processes.
-        attempt = self.results[task_id].attempts
-        tries = 0
-        adopted = await self._reattach(task_id, run, attempt, timeout, task_dir)
-        if adopted is not None:
-            attempt -= 1  # the same attempt goes on in its sandbox
-        with (
-            # Line-buffered local files: each write is a quick append, streamed to disk at once.
-            open(files.execution_log, "a", encoding="utf-8", buffering=1) as log,  # noqa: ASYNC230
-            open(files.events, "a", encoding="utf-8", buffering=1) as events,  # noqa: ASYNC230
-        ):
-            channel = _TaskChannel(self, task_id, log, events)
-            while True:
-                attempt += 1
-                tries += 1
-                self._update(task_id, None, attempts=attempt)
-                if adopted is not None:
-                    log.write(f"[parallelcc] re-attached to sandbox {adopted.sandbox_id}\n")
-                elif attempt > 1:
-                    log.write(f"[parallelcc] attempt {attempt}\n")
-                spec = self._sandbox_spec(task_id, run, attempt, timeout, task_dir)
-                outcome = await self._attempts.run(task, spec, channel, sandbox=adopted)
-                adopted = None
-                # Every attempt was paid for: the record shows what the task cost in all.
-                self.spend.settle_attempt(task_id, outcome.metrics, outcome.sandbox_cost_usd)
-                if not outcome.transient or tries > self.config.retries or self.stopping:
-                    break
-                delay = self._backoff(attempt)
-                self._update(task_id, EventType.TASK_RETRY, phase=None)
-                log.write(f"[parallelcc] transient failure; retrying in {delay:.1f}s\n")
-                try:
-                    await asyncio.sleep(delay)
-                except asyncio.CancelledError:
-                    _uncancel()
-                    outcome = AttemptOutcome(TaskStatus.CANCELLED, error=channel.cancel_reason())
-                    break
+        output = TaskOutput(files, self.run_dir, functools.partial(self._output_failed, task_id))
+        try:
+            output.open()
+        except OutputWriteError as exc:
+            # Nothing can be recorded for it: the task fails before a sandbox is opened.
+            outcome = AttemptOutcome(TaskStatus.FAILED, error=str(exc))
+        else:
+            with output:
+                outcome = await self._attempt_until_done(task, run, files.task_dir, output)
+        if output.failure is not None:
+            stopped_for_it = self._cancel_reasons.get(task_id) == output.failure
+            outcome = _output_lost(outcome, output.failure, stopped_for_it=stopped_for_it)
         fields = outcome.record_fields()
         fields.update(self.spend.task_totals(task_id))
         finished = datetime.now(UTC)
@@ -365,9 +402,48 @@ class Engine:
         )
         # Written at once, with no await before it, so a late cancel cannot lose the record, and
         # before the event, so a listener that reacts to it finds the file.
-        write_task_metadata(task_dir, record)
+        record = self._write_metadata(record)
         self._emit_task(EventType.TASK_FINISHED, task_id)
         self._after_finish(record)
+
+    async def _attempt_until_done(
+        self, task: Task, run: PreparedRun, task_dir: Path, output: TaskOutput
+    ) -> AttemptOutcome:
+        """Attempts of the task, retried while they fail transiently; the last one's outcome."""
+        task_id = task.task_id
+        timeout = task.timeout if task.timeout is not None else self.config.task_timeout
+        channel = _TaskChannel(self, task_id, output)
+        # Attempts go on counting across retries of the task in later processes.
+        attempt = self.results[task_id].attempts
+        tries = 0
+        adopted = await self._reattach(task_id, run, attempt, timeout, task_dir)
+        if adopted is not None:
+            attempt -= 1  # the same attempt goes on in its sandbox
+        while True:
+            attempt += 1
+            tries += 1
+            self._update(task_id, None, attempts=attempt)
+            if adopted is not None:
+                output.log(f"[parallelcc] re-attached to sandbox {adopted.sandbox_id}\n")
+            elif attempt > 1:
+                output.log(f"[parallelcc] attempt {attempt}\n")
+            spec = self._sandbox_spec(task_id, run, attempt, timeout, task_dir)
+            outcome = await self._attempts.run(task, spec, channel, sandbox=adopted)
+            adopted = None
+            # Every attempt was paid for: the record shows what the task cost in all.
+            self.spend.settle_attempt(task_id, outcome.metrics, outcome.sandbox_cost_usd)
+            if not outcome.transient or tries > self.config.retries or self.stopping:
+                return outcome
+            if output.failure is not None:
+                return outcome
+            delay = self._backoff(attempt)
+            self._update(task_id, EventType.TASK_RETRY, phase=None)
+            output.log(f"[parallelcc] transient failure; retrying in {delay:.1f}s\n")
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                _uncancel()
+                return AttemptOutcome(TaskStatus.CANCELLED, error=channel.cancel_reason())
 
     def _sandbox_spec(
         self, task_id: str, run: PreparedRun, attempt: int, timeout: float | None, task_dir: Path
@@ -396,6 +472,29 @@ class Engine:
             problem = self.redactor.redact(str(exc))
             logger.warning("could not re-attach to the sandbox of %s: %s", task_id, problem)
             return None
+    def _output_failed(self, task_id: str, failure: str) -> None:
+        """A file of the task cannot be written (a full disk): stop it; it will be ``failed``."""
+        logger.warning("task %s: %s; stopping it", task_id, failure)
+        job = self._running.get(task_id)
+        if job is not None and not job.done() and task_id not in self._cancel_reasons:
+            self._cancel_reasons[task_id] = failure
+            job.cancel(failure)
+
+    def _write_metadata(self, record: TaskResult) -> TaskResult:
+        """Writes the task's ``metadata.json``; a task whose record cannot be written failed."""
+        path = self.layout.task(record.task_id).metadata
+        try:
+            write_task_metadata(path.parent, record)
+        except OSError as exc:
+            failure = describe_write_failure(run_relative(path, self.run_dir), exc)
+            logger.warning("task %s: %s", record.task_id, failure)
+            # Failed (a stopped task stays cancelled), after whatever else it had to say.
+            status = TaskStatus.CANCELLED if record.status is TaskStatus.CANCELLED else None
+            error = f"{record.error}; {failure}" if record.error else failure
+            record = self._update(
+                record.task_id, None, status=status or TaskStatus.FAILED, error=error
+            )
+        return record
 
     def _on_sandbox(self, task_id: str, sandbox: Sandbox) -> None:
         self._update(
@@ -414,11 +513,10 @@ class Engine:
         line: str,
         progress: Sequence[Progress],
         redactor: Redactor,
-        log: IO[str],
-        events: IO[str],
+        output: TaskOutput,
     ) -> None:
         safe = redactor.redact(line)
-        log.write(f"{safe}\n" if stream == "stdout" else f"[stderr] {safe}\n")
+        output.log(f"{safe}\n" if stream == "stdout" else f"[stderr] {safe}\n")
         # A line the agent understood is shown as what it means ("turn 3 · Edit app.py"),
         # not as raw JSON; plain output is shown as it is.
         shown = safe if not progress else _last_message(progress)
@@ -430,13 +528,13 @@ class Engine:
             **({"last_output": redactor.redact(shown)[-_LAST_OUTPUT_CHARS:]} if shown else {}),
         )
         for item in progress:
-            self._on_progress(task_id, item, redactor, events)
+            self._on_progress(task_id, item, redactor, output)
 
     def _on_progress(
-        self, task_id: str, item: Progress, redactor: Redactor, events: IO[str]
+        self, task_id: str, item: Progress, redactor: Redactor, output: TaskOutput
     ) -> None:
         if item.raw is not None:
-            events.write(json.dumps(redactor.redact_obj(item.raw), ensure_ascii=False) + "\n")
+            output.event(json.dumps(redactor.redact_obj(item.raw), ensure_ascii=False) + "\n")
         if item.cost_usd is not None:
             self.spend.report_live(task_id, item.cost_usd)
             self._check_budget(spare=task_id if item.final else None)
@@ -463,7 +561,14 @@ class Engine:
         for record in self._selection.decide(self.results, task_id):
             self.results[record.task_id] = record
             self.journal.update(record)
-            write_task_metadata(self.layout.task_dir(record.task_id), record)
+            try:
+                write_task_metadata(self.layout.task_dir(record.task_id), record)
+            except OSError as exc:  # the choice is in the journal; a full disk fails nothing
+                logger.warning(
+                    "task %s: %s",
+                    record.task_id,
+                    describe_write_failure(run_relative(exc.filename, self.run_dir), exc),
+                )
             self._emit(
                 Event(
                     EventType.TASK_PROGRESS,
@@ -501,9 +606,7 @@ class Engine:
         if record.status.is_final:
             return
         record = self._update(task.task_id, None, status=TaskStatus.CANCELLED, error=reason)
-        task_dir = self.layout.task_dir(task.task_id)
-        task_dir.mkdir(exist_ok=True)
-        write_task_metadata(task_dir, record)
+        self._write_unstarted([record])
         self._emit_task(EventType.TASK_FINISHED, task.task_id)
 
     def _update(
@@ -548,22 +651,38 @@ class Engine:
         before = self.continuation.elapsed_before_s if self.continuation is not None else 0.0
         summary = RunSummary.from_results(self.run_id, tasks, before + time.monotonic() - self._t0)
         result = RunResult(self.run_id, self.run_dir, tasks, summary, state=state)
+        # A full disk costs files, never the result: the caller still gets it, in memory.
         try:
-            write_run_outputs(result)
+            try:
+                write_run_outputs(result)
+            except OSError as exc:
+                logger.warning(
+                    "run %s: the summary files are incomplete: %s",
+                    self.run_id,
+                    describe_write_failure(run_relative(exc.filename, self.run_dir), exc),
+                )
         finally:
-            self.journal.finish(state)
-            self._emit(Event(EventType.RUN_FINISHED, self.run_id, data={"state": state}))
+            try:
+                self.journal.finish(state)
+            except OSError as exc:
+                logger.warning(
+                    "run %s: its journal could not be closed (it reads as interrupted once "
+                    "this process ends): %s",
+                    self.run_id,
+                    describe_write_failure(self.layout.run_json.name, exc),
+                )
+            finally:
+                self._emit(Event(EventType.RUN_FINISHED, self.run_id, data={"state": state}))
         return result
 
 
 class _TaskChannel:
     """What one task's attempts tell the engine: an :class:`~.attempt.AttemptListener`."""
 
-    def __init__(self, engine: Engine, task_id: str, log: IO[str], events: IO[str]) -> None:
+    def __init__(self, engine: Engine, task_id: str, output: TaskOutput) -> None:
         self._engine = engine
         self._task_id = task_id
-        self._log = log
-        self._events = events
+        self._output = output
 
     def phase(self, phase: Phase) -> None:
         self._engine._update(self._task_id, EventType.TASK_PHASE, phase=phase)
@@ -574,12 +693,25 @@ class _TaskChannel:
     def output(
         self, stream: Stream, line: str, progress: Sequence[Progress], redactor: Redactor
     ) -> None:
-        self._engine._on_output(
-            self._task_id, stream, line, progress, redactor, self._log, self._events
-        )
+        self._engine._on_output(self._task_id, stream, line, progress, redactor, self._output)
 
     def cancel_reason(self) -> str:
         return self._engine._cancel_reasons.get(self._task_id, "cancelled")
+
+
+def _output_lost(outcome: AttemptOutcome, failure: str, *, stopped_for_it: bool) -> AttemptOutcome:
+    """The outcome of a task whose files could not all be written: ``failed``, saying why first.
+
+    A task the run stopped for another reason stays ``cancelled``, the failure added after.
+    """
+    rest = outcome.error or ""
+    if rest.startswith(failure):  # the reason it was stopped for, echoed by the attempt
+        rest = rest[len(failure) :].removeprefix("; ")
+    if outcome.status is TaskStatus.CANCELLED and not stopped_for_it:
+        error = f"{rest}; {failure}" if rest else failure
+        return dataclasses.replace(outcome, error=error, transient=False)
+    error = f"{failure}; {rest}" if rest else failure
+    return dataclasses.replace(outcome, status=TaskStatus.FAILED, error=error, transient=False)
 
 
 def _last_message(progress: Sequence[Progress]) -> str | None:

@@ -6,6 +6,7 @@ Exceptions are for input the SDK cannot start with and for misuse of the API.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,3 +105,18 @@ class SetupError(ParallelCCError):
     def __init__(self, record: Mapping[str, Any], message: str) -> None:
         super().__init__(message)
         self.record = dict(record)
+class OutputWriteError(ParallelCCError, OSError):
+    """The run's folder could not be written (a full disk, a quota, a read-only disk).
+
+    Raised only where nothing has started; a task whose files cannot be written is ``failed``.
+    """
+
+
+def describe_write_failure(path: str, exc: OSError) -> str:
+    """One sentence for a file that could not be written: ``no space left on device while
+    writing task-3/metadata.json``."""
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on device while writing {path}"
+    if exc.errno == errno.EDQUOT:
+        return f"disk quota exceeded while writing {path}"
+    return f"could not write {path}: {exc.strerror or exc}"

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _bridge
+from . import _bridge, _signals
 from .errors import ParallelCCError, RunNotFinishedError, SyncCallInRunningLoopError
 from .events import Event, EventType
 from .models import RunStatus, TaskResult, count_statuses
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("parallelcc_sdk")
 
 Listener = Callable[[Event], Any]
-# After an interrupt, how long a blocking call waits for sandboxes to close before giving up.
-_CLOSE_GRACE_S = 30.0
+# After an interrupt, how long a blocking call waits for sandboxes to close before giving up
+# (closing is bounded well below this; it guards against a backend whose close hangs).
+_CLOSE_GRACE_S = 120.0
 
 
 class ExecutionHandle:
@@ -261,8 +262,12 @@ class ExecutionHandle:
     def result(self, timeout: float | None = None) -> RunResult:
         """Blocks until the run ends and returns its result; works in scripts and notebooks.
 
-        A KeyboardInterrupt (Ctrl-C, a notebook's "Interrupt") cancels the run, waits for its
-        sandboxes to close, and is re-raised.
+        A KeyboardInterrupt (Ctrl-C, a notebook's "Interrupt") interrupts the run: no task
+        starts any more, running ones are cancelled, every sandbox is closed and the report
+        written (the run ``interrupted``, its unfinished tasks ``cancelled``), then the
+        KeyboardInterrupt is re-raised. In the main thread of a script whose SIGTERM has its
+        default action, SIGTERM does the same and then raises ``SystemExit(143)``. A further
+        Ctrl-C or SIGTERM while the sandboxes close only says what is still being closed.
         """
         if self._outcome.done():
             return self._outcome.result()
@@ -274,18 +279,20 @@ class ExecutionHandle:
                 f"run {self.run_id} cannot finish: the event loop it was started on has closed; "
                 "await the handle inside that loop, or use pcc.run() from blocking code."
             )
-        with self._holding_main_thread():
+        with self._holding_main_thread(), _signals.SigtermAsInterrupt() as sigterm:
             try:
-                return self._outcome.result(timeout)
-            except concurrent.futures.TimeoutError:
-                raise RunNotFinishedError(
-                    f"run {self.run_id} did not finish within {timeout}s; call result() again, "
-                    "or handle.cancel() to stop it."
-                ) from None
-            except KeyboardInterrupt:
-                self._interrupt()
-                self._wait_closed(_CLOSE_GRACE_S)
+                if not _signals.wait_for(self._outcome, timeout):
+                    raise RunNotFinishedError(
+                        f"run {self.run_id} did not finish within {timeout}s; call result() "
+                        "again, or handle.cancel() to stop it."
+                    )
+            except (KeyboardInterrupt, SystemExit):
+                # SystemExit too: a program's own SIGTERM handler may raise it to leave.
+                by = "by SIGTERM" if sigterm.received else "(KeyboardInterrupt)"
+                self._interrupt(f"run interrupted {by}")
+                self._close_after_interrupt("SIGTERM" if sigterm.received else "KeyboardInterrupt")
                 raise
+            return self._outcome.result()
 
     @contextlib.contextmanager
     def _holding_main_thread(self) -> Iterator[None]:
@@ -311,12 +318,41 @@ class ExecutionHandle:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._engine.interrupt, reason)
 
-    def _wait_closed(self, timeout: float) -> None:
-        """Waits (bounded) for the run to end after a cancel, e.g. at interpreter exit."""
-        if _bridge.running_loop() is self._loop:
+    def _close_after_interrupt(self, cause: str) -> None:
+        """Waits while the interrupted run closes its sandboxes, saying so where it can."""
+        if self.done() or _bridge.running_loop() is self._loop:
             return
-        with contextlib.suppress(KeyboardInterrupt):
-            concurrent.futures.wait([self._outcome], timeout=timeout)
+        # In a kernel the cell's output says it already; a script's user sees why it waits.
+        talk = _signals.handlers_allowed()
+        if talk:
+            _signals.say(
+                f"{cause}: stopping every task and closing its sandbox; the report lists them "
+                "as cancelled."
+            )
+        if not self._wait_closed(_CLOSE_GRACE_S) and talk:
+            _signals.say(
+                f"gave up waiting after {_CLOSE_GRACE_S:g}s for the sandboxes of run "
+                f"{self.run_id} to close; run pcc.cleanup({str(self.run_dir)!r}) to close what "
+                "is left."
+            )
+
+    def _wait_closed(self, timeout: float) -> bool:
+        """Waits (bounded) for the run to end after a cancel, e.g. at interpreter exit.
+
+        A further Ctrl-C or SIGTERM meanwhile says what is still being closed and the wait goes
+        on; where no handler can be installed (a kernel) a KeyboardInterrupt ends the wait, and
+        the run's loop goes on closing in the background. True if the run ended.
+        """
+        if _bridge.running_loop() is self._loop:
+            return self.done()
+        with _signals.ClosingSignals(self._still_closing), contextlib.suppress(KeyboardInterrupt):
+            return _signals.wait_for(self._outcome, timeout)
+        return self.done()
+
+    def _still_closing(self) -> str:
+        return _signals.still_closing(
+            self.tasks, self.done(), f"pcc.cleanup({str(self.run_dir)!r})"
+        )
 
     # -- display ------------------------------------------------------------------------------
 

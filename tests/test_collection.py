@@ -7,6 +7,7 @@ conformance suite; here are the hostile cases.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import shutil
@@ -279,6 +280,26 @@ async def test_hooks_fsmonitor_filters_and_diff_drivers_of_the_task_never_run(
     assert stats.paths == (".gitattributes", "a.txt")
     assert stats.lines_added == 2
     assert (tmp_path / "out" / CHANGED_FILES_DIR / "a.txt").read_text() == "a\nmore\n"
+
+
+async def test_an_edit_of_the_same_size_in_the_second_of_the_checkout_is_seen(
+    tmp_path: Path,
+) -> None:
+    # git's stat cache cannot tell such an edit from none: git re-reads a file whose time is not
+    # older than the index ("racily clean"). So the collection's copy of the index keeps the
+    # index's time, or, made a second later, it would vouch for the file unread.
+    snapshot, ws = await workspace_of(tmp_path)
+    checked_out = (ws / "a.txt").stat().st_mtime_ns
+    write(ws, "a.txt", "A\n")
+    os.utime(ws / "a.txt", ns=(checked_out, checked_out))
+    os.utime(ws / ".git" / "index", ns=(checked_out, checked_out))
+    await asyncio.sleep(1.1)
+
+    stats = await collect_changes(
+        ws, snapshot.commit, tmp_path / "out", object_dirs=snapshot.object_dirs
+    )
+
+    assert stats == ChangeStats(files_changed=1, lines_added=1, lines_removed=1, paths=("a.txt",))
 
 
 async def test_a_git_file_redirect_is_not_followed(tmp_path: Path) -> None:

@@ -324,13 +324,24 @@ def test_a_line_cut_short_by_a_write_error_does_not_spoil_the_next(tmp_path: Pat
     journal = RunJournal(tmp_path, "r", {}, [pending("task-1"), pending("task-2")])
     journal.write()
     journal._lines = _FailsHalfway(journal._lines)  # type: ignore[assignment]
-    with pytest.raises(OSError, match="No space"):
-        journal.update(pending("task-1").replace(status=TaskStatus.RUNNING))
+    # A full disk costs the line, not the run: the failure is kept, the next lines go on.
+    journal.update(pending("task-1").replace(status=TaskStatus.RUNNING))
+    assert journal.write_error is not None and journal.write_error.errno == 28
     journal.update(pending("task-2").replace(status=TaskStatus.RUNNING))
     journal.update(pending("task-1").replace(status=TaskStatus.FAILED, error="disk full"))
     state = read_journal(tmp_path)
     assert [t.status for t in state.tasks] == [TaskStatus.FAILED, TaskStatus.RUNNING]
     assert state.skipped_lines == 1
+
+
+def test_a_run_json_written_after_lost_lines_holds_every_task_as_it_is(tmp_path: Path) -> None:
+    journal = RunJournal(tmp_path, "r", {}, [pending("task-1")])
+    journal.write()
+    journal._lines = _FailsHalfway(journal._lines)  # type: ignore[assignment]
+    journal.update(full_result("task-1"))  # its line is lost on the full disk
+    journal.finish(RunStatus.FINISHED)
+    assert read_run_json(tmp_path)["tasks"][0]["status"] == "completed"  # type: ignore[index]
+    assert read_journal(tmp_path).tasks == (full_result("task-1"),)
 
 
 def test_journal_config_keeps_no_secrets(tmp_path: Path) -> None:

@@ -11,11 +11,14 @@ sandbox carries the sandbox's id and that owner in its environment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import shutil
 import tempfile
 import time
 import warnings
+import weakref
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,14 +26,19 @@ from typing import Any, Literal
 from ..collection import ARCHIVE_NAME, collect_command, unpack_changes
 from ..contract import AgentContext, ChangeStats, Invocation, LineHandler
 from ..environment import checked_passthrough, task_environment
-from ..errors import BackendUnavailableError, ChangeCollectionError, ValidationError
+from ..errors import (
+    BackendUnavailableError,
+    ChangeCollectionError,
+    ParallelCCError,
+    ValidationError,
+)
 from ..runfolder.reader import read_journal
+from ..runfolder.writer import mark_interrupted
 from ..workspace import create_workspace
 from ._cgroup import Cgroup, own_cgroup
 from ._process import (
     OWNER_MARKER,
     SANDBOX_MARKER,
-    kill_marked,
     kill_processes,
     marked_processes,
     owner_alive,
@@ -61,11 +69,16 @@ _RUN_PREFIX = f"{PRIVATE_PREFIX}run."
 _BOX_PREFIX = f"{PRIVATE_PREFIX}box."
 _SANDBOX_ID_PREFIX = "local:"
 _OWNER_FILE = "owner"
+_RUN_DIR_FILE = "run-dir"
+# How long a cleanup waits for the processes it killed to be gone before removing their folders.
+_KILLED_GONE_S = 5.0
 _TASK_NAME_CHARS = 40
 # A folder is made a moment before its owner file is written: a cleanup leaves one that young.
 _OWNERLESS_GRACE_S = 60.0
 _COLLECT_ERROR_LINES = 5
 _SETUP_DIR = "setup"
+
+logger = logging.getLogger("parallelcc_sdk")
 
 
 class LocalBackend(Backend):
@@ -147,7 +160,9 @@ class LocalBackend(Backend):
 
     async def make_scratch_dir(self, run: RunSpec) -> Path:
         # PRIVATE_PREFIX: bubblewrap never shows the snapshot's folder to a task.
-        return await asyncio.to_thread(_owned_dir, self.work_dir, f"{_RUN_PREFIX}{run.run_id}.")
+        return await _make_owned_dir(
+            self.work_dir, f"{_RUN_PREFIX}{run.run_id}.", run_dir=run.run_dir.resolve()
+        )
 
     supports_setup = True
 
@@ -179,8 +194,8 @@ class LocalBackend(Backend):
 
     async def open(self, spec: SandboxSpec) -> Sandbox:
         task = spec.task_id[:_TASK_NAME_CHARS]
-        root = await asyncio.to_thread(
-            _owned_dir, self.work_dir, f"{_BOX_PREFIX}{spec.run_id}.{task}.{spec.attempt}."
+        root = await _make_owned_dir(
+            self.work_dir, f"{_BOX_PREFIX}{spec.run_id}.{task}.{spec.attempt}."
         )
         return LocalSandbox(root=root, spec=spec, backend=self, bubblewrap=self.bubblewrap)
 
@@ -347,14 +362,11 @@ class LocalSandbox(Sandbox):
         )
 
     async def _kill_processes(self) -> None:
-        await asyncio.to_thread(self._kill_processes_now)
-
-    def _kill_processes_now(self) -> None:
         # The cgroup holds everything the command started; the marker finds what escaped it
         # (a task that moved itself out), or everything where no cgroup could be made.
         if self._cgroup is not None:
-            self._cgroup.kill()
-        kill_marked(self.sandbox_id)
+            await asyncio.to_thread(self._cgroup.kill)
+        await _kill_marked_soon(self.sandbox_id)
 
     async def collect(self, dest: Path) -> ChangeStats:
         snapshot = self.spec.snapshot
@@ -486,10 +498,98 @@ async def copy_tree(source: Path, dest: Path) -> None:
         raise OSError(f"could not copy the set-up workspace: {err.decode(errors='replace')}")
 
 
-def _owned_dir(parent: Path | None, prefix: str) -> Path:
-    """A new folder whose ``owner`` file names this process."""
+class _Sweeper:
+    """Kills the marked processes of sandboxes being closed, one ``/proc`` scan for all of them.
+
+    Reading every process's environment costs as much as there are processes on the machine;
+    when a run of 50 sandboxes is stopped, each would read it twice. Here the sandboxes that ask
+    while a scan runs share the next one, so a stop reads ``/proc`` a few times whatever the
+    number of sandboxes. (A scan that had already begun may have missed a newer request's
+    processes, hence the next one, never the current one.)
+    """
+
+    def __init__(self) -> None:
+        self._markers: set[str] = set()
+        self._next: asyncio.Future[None] | None = None
+        self._sweeping: asyncio.Task[None] | None = None
+
+    async def kill(self, marker: str) -> None:
+        loop = asyncio.get_running_loop()
+        if self._next is None:
+            self._next = loop.create_future()
+            # Retrieved here, so a sweep whose callers all left is not reported as lost.
+            self._next.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._markers.add(marker)
+        sweep = self._next
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = loop.create_task(self._sweep_while_asked())
+        await asyncio.shield(sweep)
+
+    async def _sweep_while_asked(self) -> None:
+        while self._next is not None:
+            done, markers = self._next, frozenset(self._markers)
+            self._next, self._markers = None, set()
+            try:
+                await asyncio.to_thread(_kill_marked_all, markers)
+            except asyncio.CancelledError:  # the loop is shutting down: nobody waits any more
+                for pending in (done, self._next):
+                    if pending is not None and not pending.done():
+                        pending.cancel()
+                self._next, self._markers = None, set()
+                raise
+            except Exception as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+
+def _kill_marked_all(markers: frozenset[str]) -> int:
+    return kill_processes(p.pid for p in marked_processes(lambda value: value in markers))
+
+
+_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _kill_marked_soon(marker: str) -> None:
+    """SIGKILLs every process carrying this sandbox marker (see :class:`_Sweeper`)."""
+    loop = asyncio.get_running_loop()
+    sweeper = _sweepers.get(loop)
+    if sweeper is None:
+        sweeper = _sweepers[loop] = _Sweeper()
+    await sweeper.kill(marker)
+
+
+async def _make_owned_dir(parent: Path | None, prefix: str, run_dir: Path | None = None) -> Path:
+    """:func:`_owned_dir` in a worker thread; cancelled meanwhile, it leaves no folder behind.
+
+    The thread cannot be stopped half-way: a cancellation waits for it (one mkdir) and removes
+    what it made before going on, so a run stopped while sandboxes open leaves no empty folder.
+    """
+    making = asyncio.ensure_future(asyncio.to_thread(_owned_dir, parent, prefix, run_dir))
+    try:
+        return await asyncio.shield(making)
+    except asyncio.CancelledError:
+        while not making.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([making])
+        if not making.cancelled() and making.exception() is None:
+            shutil.rmtree(making.result(), ignore_errors=True)  # a folder and its owner file
+        raise
+
+
+def _owned_dir(parent: Path | None, prefix: str, run_dir: Path | None = None) -> Path:
+    """A new folder whose ``owner`` file names this process (and, for a run's scratch folder,
+    whose ``run-dir`` file names the run's folder, so a cleanup can close its journal)."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    (path / _OWNER_FILE).write_text(owner_token() + "\n", encoding="utf-8")
+    try:
+        (path / _OWNER_FILE).write_text(owner_token() + "\n", encoding="utf-8")
+        if run_dir is not None:
+            (path / _RUN_DIR_FILE).write_text(f"{run_dir}\n", encoding="utf-8")
+    except BaseException:  # a full disk: no ownerless folder is left for cleanup to guess about
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return path
 
 
@@ -514,19 +614,27 @@ def _cleanup(run_id: str | None, parent: Path, *, run_over: bool = False) -> lis
     closed += [f"{p.marker} (process {p.pid})" for p in leftovers]
     # Before the folders: whether a cgroup is abandoned is read from its sandbox's folder.
     closed += _cleanup_cgroups(run_id, parent, run_over=run_over)
+    # A killed process may still be finishing a write: its folder goes once it is gone.
+    _wait_until_gone([p.pid for p in leftovers], _KILLED_GONE_S)
     try:
         entries = sorted(parent.iterdir())
     except OSError:
         return closed
+    run_dirs: list[Path] = []
     for path in entries:
         is_box = path.name.startswith(f"{_BOX_PREFIX}{run_part}")
         if not (is_box or path.name.startswith(f"{_RUN_PREFIX}{run_part}")):
             continue
         if path.is_symlink() or not path.is_dir() or not _abandoned(path):
             continue
+        if not is_box:
+            run_dirs += _recorded_run_dir(path)
         shutil.rmtree(path, ignore_errors=True)
         what = f"{_SANDBOX_ID_PREFIX}{path.name}" if is_box else "run scratch folder"
         closed.append(f"{what} (folder {path})")
+    # Only once its leftovers are gone does a dead run read as over.
+    for run_dir in run_dirs:
+        closed += _close_journal(run_dir)
     return closed
 
 
@@ -566,6 +674,42 @@ def _cgroup_abandoned(cgroup: Cgroup, folder: Path, *, run_over: bool) -> bool:
         return run_over
     marker = f"{_SANDBOX_ID_PREFIX}{folder.name}"
     return not any(owner_alive(p.owner) for p in marked_processes(lambda value: value == marker))
+
+
+def _recorded_run_dir(scratch: Path) -> list[Path]:
+    """The run folder a run's scratch folder names (none if it names none)."""
+    try:
+        text = (scratch / _RUN_DIR_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return []
+    return [Path(text)] if text else []
+
+
+def _close_journal(run_dir: Path) -> list[str]:
+    """Marks the journal of a run whose process died ``interrupted``, if it still says running."""
+    try:
+        marked = mark_interrupted(run_dir)
+    except (ParallelCCError, OSError) as exc:  # moved, deleted or damaged: nothing to mark
+        logger.debug("cannot mark the journal in %s: %s", run_dir, exc)
+        return []
+    return [f"run {run_dir.name}: journal marked interrupted"] if marked else []
+
+
+def _wait_until_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _running(pid)]
+        if pids:
+            time.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, waiting for its parent, has stopped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :][:1] not in ("Z", "X")
 
 
 def _abandoned(folder: Path) -> bool:

@@ -1,4 +1,5 @@
-"""The ``parallelcc`` command line: ``run``, ``show``, ``ls`` and ``cleanup``.
+"""The ``parallelcc`` command line: ``run``, ``show``, ``ls``, ``cleanup``, ``resume``, ``retry``,
+``apply`` and ``push``.
 
 ``parallelcc run`` takes the flags of ``parallel-cc sandbox run --multi`` and prints the same
 ``--json`` document, so a script moves over by changing the program name.

@@ -9,6 +9,9 @@ OK: Final = 0
 """Every task completed (``run``), or the command did what it was asked."""
 TASKS_NOT_COMPLETED: Final = 1
 """Some task failed, timed out or was cancelled."""
+NOT_LANDED: Final = 1
+"""``apply`` or ``push``: a task's changes do not apply (nothing was changed), or the push was
+refused."""
 USAGE: Final = 2
 """Bad usage or input: nothing was started."""
 SIGINT: Final = 128 + signal.SIGINT

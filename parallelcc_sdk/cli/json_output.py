@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..models import TaskResult
 from ..results import RunResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..land.conflicts import ConflictReport
 
 
 def run_document(result: RunResult) -> dict[str, Any]:
@@ -54,6 +59,45 @@ def task_document(task: TaskResult) -> dict[str, Any]:
         "exitCode": task.exit_code,
         "linesAdded": task.lines_added,
         "linesRemoved": task.lines_removed,
+    }
+
+
+def conflicts_document(report: ConflictReport) -> dict[str, Any]:
+    """``parallelcc show --conflicts --json``: the conflict map, keyed like the run's document.
+
+    ``matrix`` and ``files`` are objects of objects (``matrix[task][other]``), in ``tasks``
+    order; ``overlaps`` is one object per pair of tasks and shared file."""
+    return {
+        "runId": report.run_id,
+        "summary": report.summary(),
+        "trialMerged": report.trial_merged,
+        "note": report.note,
+        "tasks": list(report.tasks),
+        "order": list(report.order),
+        "cleanSet": list(report.clean_set),
+        "conflicting": dict(report.conflicting),
+        "skipped": dict(report.skipped),
+        "matrix": _square(report.matrix),
+        "files": _square(report.files),
+        "overlaps": _records(report.overlaps),
+    }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """One object per row: text columns as strings, the others (counts) as whole numbers."""
+    columns = [str(c) for c in frame.columns]
+    return [
+        {c: v if isinstance(v, str) else int(v) for c, v in zip(columns, row, strict=True)}
+        for row in frame.astype(object).to_numpy().tolist()
+    ]
+
+
+def _square(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+    cells = frame.to_numpy()
+    columns = [str(c) for c in frame.columns]
+    return {
+        str(task): {other: int(n) for other, n in zip(columns, cells[i], strict=True)}
+        for i, task in enumerate(frame.index)
     }
 
 

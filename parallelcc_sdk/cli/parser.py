@@ -6,7 +6,7 @@ import argparse
 from typing import NoReturn
 
 from .._version import __version__
-from . import cleanup, exit_codes, ls, resume, retry, run, show
+from . import apply, cleanup, exit_codes, ls, push, resume, retry, run, show
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,7 +26,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"parallelcc {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for module in (run, show, ls, cleanup, resume, retry):
+    for module in (run, show, ls, cleanup, resume, retry, apply, push):
         sub = module.add_parser(commands)
         sub.set_defaults(
             command_main=module.main, command_name=sub.prog.split()[-1], command_parser=sub

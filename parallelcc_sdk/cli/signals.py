@@ -8,18 +8,16 @@ it says which tasks are still being closed.
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import sys
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any, Protocol
 
+from .._signals import say, still_closing
 from ..models import TaskResult
 from . import exit_codes
 
 _HANDLED = (signal.SIGINT, signal.SIGTERM)
-_LISTED = 8
 
 
 class Interruptible(Protocol):
@@ -72,37 +70,21 @@ class RunSignals:
         # (thread-safe) and prints, and never raises, so the wait goes on until all is closed.
         if self.signum is None:
             self.signum = signum
-            _say(
+            say(
                 f"{signal.Signals(signum).name} received: stopping every task and closing its "
                 "sandbox; the report lists them as cancelled."
             )
             if self._handle is not None:
                 self._handle._interrupt(self._reason(signum))
             return
-        _say(self._still_waiting())
+        say(self._still_waiting())
 
     def _reason(self, signum: int) -> str:
         return f"run interrupted by {signal.Signals(signum).name}"
 
     def _still_waiting(self) -> str:
-        if self._handle is None or self._handle.done():
-            return "still finishing the run; one moment."
-        open_tasks = [t for t in self._handle.tasks if not t.status.is_final]
-        if not open_tasks:
-            return "still writing the report; one moment."
-        shown = ", ".join(
-            f"{t.task_id} ({t.phase or t.status.value})" for t in open_tasks[:_LISTED]
-        )
-        more = f" and {len(open_tasks) - _LISTED} more" if len(open_tasks) > _LISTED else ""
         run_dir = self._run_dir_hint()
-        abandon = f" {run_dir}" if run_dir else ""
-        return (
-            f"still closing {len(open_tasks)} task{'s' if len(open_tasks) != 1 else ''}: "
-            f"{shown}{more}; waiting so that no sandbox is left behind (to abandon them, kill -9 "
-            f"this process, then run `parallelcc cleanup{abandon}`)."
-        )
-
-
-def _say(message: str) -> None:
-    with contextlib.suppress(OSError, ValueError):  # stderr closed: the stop goes on regardless
-        print(f"parallelcc: {message}", file=sys.stderr, flush=True)
+        hint = f"`parallelcc cleanup {run_dir}`" if run_dir else "`parallelcc cleanup`"
+        if self._handle is None:
+            return still_closing([], True, hint)
+        return still_closing(self._handle.tasks, self._handle.done(), hint)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import os
 import secrets
 import threading
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 _MAX_RUN_ID_ATTEMPTS = 100
+
+logger = logging.getLogger("parallelcc_sdk")
 
 
 # -- run ids and folders ----------------------------------------------------------------------
@@ -103,14 +106,20 @@ def write_text_atomic(path: Path, text: str) -> None:
     partial file; syncing would only protect against power loss, at a price on every write.
     """
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        # Named after the file being replaced, not its temporary twin (a full disk says where).
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -189,11 +198,15 @@ class RunJournal:
         self._backend_run: dict[str, Any] = {}
         self.extra: dict[str, Any] = {}
         """More top-level entries of ``run.json`` (the run's ``setup``), written with it."""
-        # The last record written for each task: updates write only what differs from it.
+        # Every task's latest record, and the last one on disk: a line holds only what differs
+        # between the two (they part only while a write fails, e.g. on a full disk).
         self._records: dict[str, TaskResult] = {t.task_id: t for t in tasks}
+        self._written: dict[str, TaskResult] = dict(self._records)
         self._lock = threading.Lock()
         self._lines: io.FileIO | None = None
         self._torn = False
+        self.write_error: OSError | None = None
+        """The last failure to append to the journal, if any (the run went on without it)."""
 
     def to_json(self) -> dict[str, Any]:
         return run_json_document(
@@ -218,6 +231,7 @@ class RunJournal:
         self._lines = open(self.layout.journal, "wb", buffering=0)  # noqa: SIM115
         self._torn = False
         write_json_atomic(self.path, self.to_json())
+        self._written = dict(self._records)
 
     def set_backend_run(self, info: Mapping[str, Any]) -> None:
         """Records what the backend made for the whole run (once, when the run starts)."""
@@ -226,22 +240,36 @@ class RunJournal:
             self._start()
 
     def update(self, result: TaskResult) -> None:
-        """Record the task's new state; a task the journal has not seen is added at the end."""
+        """Record the task's new state; a task the journal has not seen is added at the end.
+
+        Never raises for a write that fails (a full disk): the run goes on, the failure is in
+        :attr:`write_error`, and the next line that can be written carries what was missed.
+        """
         with self._lock:
-            if self._lines is None:
-                self._start()
-            previous = self._records.get(result.task_id)
-            if previous is None:
-                changed = task_result_to_json(result)
-            else:
-                names = [
-                    n for n in TASK_FIELDS if _differs(getattr(previous, n), getattr(result, n))
-                ]
-                if not names:
-                    return
-                changed = task_fields_to_json(result, names)
-            self._append(encode_journal_line(result.task_id, changed))
             self._records[result.task_id] = result
+            try:
+                if self._lines is None:
+                    self._start()
+                previous = self._written.get(result.task_id)
+                if previous is None:
+                    changed = task_result_to_json(result)
+                else:
+                    names = [
+                        n
+                        for n in TASK_FIELDS
+                        if _differs(getattr(previous, n), getattr(result, n))
+                    ]
+                    if not names:
+                        return
+                    changed = task_fields_to_json(result, names)
+                self._append(encode_journal_line(result.task_id, changed))
+            except OSError as exc:
+                if self.write_error is None:
+                    logger.warning("the journal of run %s is behind: %s", self.run_id, exc)
+                self.write_error = exc
+                return
+            # Only a line on disk moves the baseline, so the next one also holds this change.
+            self._written[result.task_id] = result
 
     def _append(self, line: bytes) -> None:
         assert self._lines is not None

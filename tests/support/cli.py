@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from support.e2e import SANDBOX_MARKER, marked_processes
+from support.e2e import SANDBOX_MARKER, marked_processes, pid_alive
 
 from parallelcc_sdk.backends._cgroup import Cgroup, own_cgroup
 from parallelcc_sdk.runfolder import read_journal
@@ -113,6 +113,27 @@ def cli_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+def sandbox_processes_under(tmp: Path) -> list[int]:
+    """Live processes of sandboxes whose private TMPDIR lies under ``tmp``."""
+    marker = f"{SANDBOX_MARKER}=".encode()
+    prefix = f"TMPDIR={tmp}/".encode()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            any(v.startswith(marker) for v in environ)
+            and any(v.startswith(prefix) for v in environ)
+            and pid_alive(int(entry.name))
+        ):
+            found.append(int(entry.name))
+    return found
+
+
 def kill_sandboxes_under(tmp: Path) -> None:
     """Kills processes of sandboxes whose private TMPDIR lies under ``tmp``, and removes the
     cgroups of the sandboxes there: a test that failed half-way (or killed a run on purpose)
@@ -121,17 +142,6 @@ def kill_sandboxes_under(tmp: Path) -> None:
     if cgroups is not None:
         for folder in tmp.glob("parallelcc-box.*"):
             Cgroup(cgroups / folder.name).remove()
-    marker = f"{SANDBOX_MARKER}=".encode()
-    prefix = f"TMPDIR={tmp}/".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(v.startswith(marker) for v in environ) and any(
-            v.startswith(prefix) for v in environ
-        ):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
+    for pid in sandbox_processes_under(tmp):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
