@@ -42,6 +42,7 @@ __all__ = [
     "parse_name_status",
     "parse_numstat",
     "unpack_changes",
+    "write_no_changes",
 ]
 
 ARCHIVE_NAME = "changes.tar"
@@ -51,12 +52,13 @@ _FILES_PREFIX = "files/"
 _META = ("patch", "numstat", "name-status")
 _COPY_CHUNK = 1024 * 1024
 
-# Arguments: workspace, base commit, out dir, excludes file, then object directories.
+# Arguments: workspace, base commit, out dir, excludes file, the two lists of paths to stage
+# (deleted, changed: empty strings to stage everything), then object directories.
 # Every git call goes through g(): configuration comes only from its -c flags.
 _SCRIPT = r"""
 set -u
-ws=$1 base=$2 out=$3 exclude=$4
-shift 4
+ws=$1 base=$2 out=$3 exclude=$4 dlist=$5 clist=$6
+shift 6
 fail() { printf 'parallelcc-collect: %s\n' "$*" >&2; exit 1; }
 # Every variable through which git's caller could steer where it reads, what config and
 # attributes it obeys, which programs it runs (a builtin: no process per variable).
@@ -95,9 +97,26 @@ need_base() {
 }
 stage() { g add --all && g write-tree; }
 tree=
+if [ -n "$dlist$clist" ]; then
+  # Only the listed paths can differ from the base: start from the base's tree (whatever the
+  # task did to its own index), unstage what is gone, stage what was written. A folder path
+  # stands for everything below it. git add exits 1 for a listed path that is ignored, which
+  # is left out as `add --all` leaves it out.
+  g read-tree "$base" 2> /dev/null || { need_base; fail "cannot read the base commit $base"; }
+  if [ -s "$dlist" ]; then
+    g rm -r -f -q --cached --ignore-unmatch --pathspec-from-file="$dlist" --pathspec-file-nul \
+      || fail "git could not unstage the deleted paths"
+  fi
+  if [ -s "$clist" ]; then
+    err=$(g -c advice.addIgnoredFile=false add --all --pathspec-from-file="$clist" \
+      --pathspec-file-nul 2>&1) || { [ $? -eq 1 ] || fail "git could not stage: $err"; }
+  fi
+  tree=$(g write-tree) || fail "git could not stage the workspace"
+  reuse=
+fi
 # The workspace's index is a stat cache that spares rehashing unchanged files; anything odd
 # about it (a split index, missing objects, garbage) and staging starts again from the base.
-if [ -n "$reuse" ] && cp "$ws/.git/index" "$GIT_INDEX_FILE" 2> /dev/null; then
+if [ -z "$tree" ] && [ -n "$reuse" ] && cp "$ws/.git/index" "$GIT_INDEX_FILE" 2> /dev/null; then
   tree=$(stage 2> /dev/null) || tree=
 fi
 if [ -z "$tree" ]; then
@@ -137,6 +156,7 @@ def collect_command(
     *,
     object_dirs: Sequence[str] = (),
     exclude_file: str | None = None,
+    stage_lists: tuple[str, str] | None = None,
 ) -> tuple[str, ...]:
     """The argv that writes ``<out_dir>/changes.tar`` for ``workspace`` measured against ``base``.
 
@@ -146,8 +166,15 @@ def collect_command(
     ``.gitignore`` files (the snapshot's). ``out_dir`` may exist but must not hold a ``git``
     folder. Needs ``/bin/sh`` and git ≥ 2.30 in the sandbox; exits non-zero with a
     ``parallelcc-collect:`` line on stderr when it cannot measure.
+
+    ``stage_lists`` is ``(deleted_list, changed_list)``: two files (as the sandbox sees them)
+    holding ``pathspec_list`` (see ``backends.overlay``) of the only paths that may differ from
+    ``base`` (deleted ones, and written ones; a folder stands for everything below it), as an
+    overlay's upper layer lists them. Staging then looks at those paths only, not at the whole
+    workspace; the bytes written are the same.
     """
-    for path in (workspace, out_dir, exclude_file or "", *object_dirs):
+    deleted_list, changed_list = stage_lists if stage_lists is not None else ("", "")
+    for path in (workspace, out_dir, exclude_file or "", deleted_list, changed_list, *object_dirs):
         if "\n" in path:
             raise ValueError(f"path {path!r} has a newline, which git's alternates cannot hold")
     return (
@@ -159,6 +186,8 @@ def collect_command(
         base,
         out_dir,
         exclude_file or "/dev/null",
+        deleted_list,
+        changed_list,
         *object_dirs,
     )
 
@@ -210,6 +239,23 @@ def unpack_changes(archive: bytes | Path, dest: Path) -> ChangeStats:
         paths=tuple(present),
         deleted_paths=tuple(deleted),
     )
+
+
+def write_no_changes(dest: Path) -> ChangeStats:
+    """What :func:`unpack_changes` writes for a workspace nothing changed, without a command.
+
+    For a backend that knows, without looking, that nothing changed (an empty overlay layer):
+    an empty ``changes.patch``, an empty ``changed-files/``, zero counts.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    files_dir = dest / CHANGED_FILES_DIR
+    patch_path = dest / PATCH_FILE
+    _remove(files_dir)
+    _remove(patch_path)
+    files_dir.mkdir()
+    patch_path.write_bytes(b"")
+    os.chmod(patch_path, 0o644)
+    return ChangeStats(files_changed=0, lines_added=0, lines_removed=0)
 
 
 @contextlib.contextmanager
