@@ -56,7 +56,8 @@ def test_checkout_and_overlay_runs_write_the_same_bytes(tmp_path: Path, pcc_repo
             [pcc.Task("x", id=i) for i in ("a", "b", "quiet")],
             agent=pcc.Command(
                 'case "$PARALLELCC_TASK_ID" in quiet) cat README.md > /dev/null;; '
-                "*) printf 'two\\n' >> data/notes.txt; rm -f README.md; mkdir -p n && echo x > n/y;; esac"
+                "*) printf 'two\\n' >> data/notes.txt; rm -f README.md; "
+                "mkdir -p n && echo x > n/y;; esac"
             ),
             **local_run_options(pcc_repo, tmp_path / f"results-{kind}", backend=backend),
         )
