@@ -564,7 +564,6 @@ class LocalSandbox(Sandbox):
                 handle.write(file.content)
             os.chmod(path, file.mode)
 
-
     def _host_path(self, path: Path) -> Path:
         """Where to write, on the host, a file the command will see at ``path``."""
         if self._layers is not None and path.is_relative_to(self._layers.mountpoint):
