@@ -6,12 +6,13 @@ No subprocess or HTTP code lives here: sandboxes come from a :class:`Backend`, c
 Cancellation is asyncio cancellation of the task's own ``asyncio.Task``, so a task is stopped at
 whichever await it is in: there is no gap between two steps through which it could slip.
 
-``max_concurrent`` limits the commands running at once, not the set-up around them: up to
-``max_concurrent`` more tasks open and prepare their sandboxes while the others run, and a task
-collects its changes and closes its sandbox after giving its slot back, so the next command
-starts as soon as one exits. A task being prepared ahead, or prepared and waiting for a slot, is
-still ``pending`` (its phase says ``preparing``); it becomes ``running``, with its
-``started_at``, when its command gets a slot.
+``max_concurrent`` limits the commands running at once, not the set-up around them: where the
+backend allows it (``Backend.prepares_ahead``), up to ``max_concurrent`` more tasks open and
+prepare their sandboxes while the others run, and a task collects its changes and closes
+its sandbox after giving its slot back, so the next command starts as soon as one exits. A
+task being prepared ahead, or prepared and waiting for a slot, is still ``pending`` (its phase
+says ``preparing``); it becomes ``running``, with its ``started_at``, when its command gets a
+slot.
 """
 
 from __future__ import annotations
@@ -224,10 +225,12 @@ class Engine:
             prepared = await self._start_run(spec)
             await record_snapshot(prepared.snapshot, self.run_dir)
             await self._setup(prepared)
-            # Twice the slots: as many tasks again are prepared (or closed) while others run.
+            # Twice the slots where the backend allows: as many tasks again are prepared (or
+            # closed) while others run.
+            ahead = 2 if self.config.backend.prepares_ahead else 1
             workers = [
                 asyncio.create_task(self._worker(prepared), name=f"parallelcc-worker-{i}")
-                for i in range(min(2 * self.config.max_concurrent, len(self._queue)))
+                for i in range(min(ahead * self.config.max_concurrent, len(self._queue)))
             ]
             await asyncio.gather(*workers)
         except BaseException:

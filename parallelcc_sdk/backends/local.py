@@ -230,6 +230,8 @@ class LocalBackend(Backend):
         )
 
     supports_setup = True
+    # Folders on this machine: a task prepared ahead costs nothing while it waits.
+    prepares_ahead = True
 
     async def run_setup(
         self, run: PreparedRun, invocation: Invocation, on_line: LineHandler
