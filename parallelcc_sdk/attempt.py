@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,10 +76,20 @@ class AttemptListener(Protocol):
     def sandbox_opened(self, sandbox: Sandbox) -> None:
         """A sandbox exists (record its id and location before anything else can fail)."""
 
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Held while the command runs: waits for one of the run's ``max_concurrent`` slots.
+
+        A sandbox is opened and prepared before, and its changes collected and it closed after,
+        outside the slot: set-up and tear-down never delay another task's command.
+        """
+
     def output(
         self, stream: Stream, line: str, progress: Sequence[Progress], redactor: Redactor
     ) -> None:
         """A line of output (not yet redacted) and what the agent's parser made of it."""
+
+    def command_ended(self, outcome: AttemptOutcome) -> None:
+        """The command exited (or timed out), its slot not yet released; changes not collected."""
 
     def cancel_reason(self) -> str:
         """Why this attempt's task was cancelled, once it has been."""
@@ -142,11 +153,15 @@ class AttemptRunner:
         try:
             await sandbox.prepare()
             prepared = True
-            listener.phase(Phase.RUNNING)
-            outcome = await self._execute(task, spec, sandbox, listener)
-            if self.check_command is not None and outcome.status is TaskStatus.COMPLETED:
-                outcome = await self._check(task, spec, sandbox, listener, outcome)
-            return outcome, prepared
+            async with listener.slot():
+                listener.phase(Phase.RUNNING)
+                outcome = await self._execute(task, spec, sandbox, listener)
+                # The check is part of the task's command: it keeps the slot until it ends.
+                if self.check_command is not None and outcome.status is TaskStatus.COMPLETED:
+                    outcome = await self._check(task, spec, sandbox, listener, outcome)
+                # Before the slot goes to another task: a failure may stop the run (fail-fast).
+                listener.command_ended(outcome)
+                return outcome, prepared
         except asyncio.CancelledError:
             # This task's own cancellation, consumed here: the record says why, and collecting
             # and closing must still be able to await.

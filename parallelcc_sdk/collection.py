@@ -50,6 +50,7 @@ __all__ = [
     "parse_name_status",
     "parse_numstat",
     "unpack_changes",
+    "write_no_changes",
 ]
 
 ARCHIVE_NAME = "changes.tar"
@@ -78,12 +79,13 @@ _OPTIONAL_META = ("excluded", "excluded-bytes")
 _COPY_CHUNK = 1024 * 1024
 
 # Arguments: workspace, base commit, out dir, excludes file, the never-source patterns (one
-# argument, a pattern a line), then object directories.
+# argument, a pattern a line), the two lists of paths to stage (deleted, changed: empty strings
+# to stage everything), then object directories.
 # Every git call goes through g(): configuration comes only from its -c flags.
 _SCRIPT = r"""
 set -u
-ws=$1 base=$2 out=$3 exclude=$4 never=$5
-shift 5
+ws=$1 base=$2 out=$3 exclude=$4 never=$5 dlist=$6 clist=$7
+shift 7
 fail() { printf 'parallelcc-collect: %s\n' "$*" >&2; exit 1; }
 # Every variable through which git's caller could steer where it reads, what config and
 # attributes it obeys, which programs it runs (a builtin: no process per variable).
@@ -127,13 +129,30 @@ need_base() {
 }
 stage() { g add --all && g write-tree; }
 tree=
+if [ -n "$dlist$clist" ]; then
+  # Only the listed paths can differ from the base: start from the base's tree (whatever the
+  # task did to its own index), unstage what is gone, stage what was written. A folder path
+  # stands for everything below it. git add exits 1 for a listed path that is ignored, which
+  # is left out as `add --all` leaves it out.
+  g read-tree "$base" 2> /dev/null || { need_base; fail "cannot read the base commit $base"; }
+  if [ -s "$dlist" ]; then
+    g rm -r -f -q --cached --ignore-unmatch --pathspec-from-file="$dlist" --pathspec-file-nul \
+      || fail "git could not unstage the deleted paths"
+  fi
+  if [ -s "$clist" ]; then
+    err=$(g -c advice.addIgnoredFile=false add --all --pathspec-from-file="$clist" \
+      --pathspec-file-nul 2>&1) || { [ $? -eq 1 ] || fail "git could not stage: $err"; }
+  fi
+  tree=$(g write-tree) || fail "git could not stage the workspace"
+  reuse=
+fi
 # The workspace's index is a stat cache that spares rehashing unchanged files; anything odd
 # about it (a split index, missing objects, garbage) and staging starts again from the base.
 # Its entries become the base's (keeping the stat data of those that match), so what the task
 # staged or committed is measured by the same rules as the rest.
 # Copied with its time: git trusts an entry's stat data only if the file is older than the
 # index, so a copy dated now would hide an edit of the same size made in the same second.
-if [ -n "$reuse" ] && cp -p "$ws/.git/index" "$GIT_INDEX_FILE" 2> /dev/null; then
+if [ -z "$tree" ] && [ -n "$reuse" ] && cp -p "$ws/.git/index" "$GIT_INDEX_FILE" 2> /dev/null; then
   tree=$({ g read-tree -m -i "$base" && stage; } 2> /dev/null) || tree=
 fi
 if [ -z "$tree" ]; then
@@ -193,6 +212,7 @@ def collect_command(
     object_dirs: Sequence[str] = (),
     exclude_file: str | None = None,
     exclude_changes: Sequence[str] = DEFAULT_EXCLUDED_CHANGES,
+    stage_lists: tuple[str, str] | None = None,
 ) -> tuple[str, ...]:
     """The argv that writes ``<out_dir>/changes.tar`` for ``workspace`` measured against ``base``.
 
@@ -204,8 +224,15 @@ def collect_command(
     may exist but must not hold a ``git`` folder. Needs ``/bin/sh`` and git ≥ 2.30 in the
     sandbox (and GNU ``du`` to size what was left out); exits non-zero with a
     ``parallelcc-collect:`` line on stderr when it cannot measure.
+
+    ``stage_lists`` is ``(deleted_list, changed_list)``: two files (as the sandbox sees them)
+    holding ``pathspec_list`` (see ``backends.overlay``) of the only paths that may differ from
+    ``base`` (deleted ones, and written ones; a folder stands for everything below it), as an
+    overlay's upper layer lists them. Staging then looks at those paths only, not at the whole
+    workspace; the bytes written are the same.
     """
-    for path in (workspace, out_dir, exclude_file or "", *object_dirs):
+    deleted_list, changed_list = stage_lists if stage_lists is not None else ("", "")
+    for path in (workspace, out_dir, exclude_file or "", deleted_list, changed_list, *object_dirs):
         if "\n" in path:
             raise ValueError(f"path {path!r} has a newline, which git's alternates cannot hold")
     if isinstance(exclude_changes, str):
@@ -223,6 +250,8 @@ def collect_command(
         out_dir,
         exclude_file or "/dev/null",
         "\n".join(exclude_changes),
+        deleted_list,
+        changed_list,
         *object_dirs,
     )
 
@@ -282,6 +311,23 @@ def unpack_changes(archive: bytes | Path, dest: Path) -> ChangeStats:
         excluded_paths=tuple(excluded[:EXCLUDED_PATHS_LIMIT]),
         excluded_bytes=excluded_bytes,
     )
+
+
+def write_no_changes(dest: Path) -> ChangeStats:
+    """What :func:`unpack_changes` writes for a workspace nothing changed, without a command.
+
+    For a backend that knows, without looking, that nothing changed (an empty overlay layer):
+    an empty ``changes.patch``, an empty ``changed-files/``, zero counts.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    files_dir = dest / CHANGED_FILES_DIR
+    patch_path = dest / PATCH_FILE
+    _remove(files_dir)
+    _remove(patch_path)
+    files_dir.mkdir()
+    patch_path.write_bytes(b"")
+    os.chmod(patch_path, 0o644)
+    return ChangeStats(files_changed=0, lines_added=0, lines_removed=0)
 
 
 @contextlib.contextmanager

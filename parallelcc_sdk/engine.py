@@ -5,6 +5,14 @@ No subprocess or HTTP code lives here: sandboxes come from a :class:`Backend`, c
 
 Cancellation is asyncio cancellation of the task's own ``asyncio.Task``, so a task is stopped at
 whichever await it is in: there is no gap between two steps through which it could slip.
+
+``max_concurrent`` limits the commands running at once, not the set-up around them: where the
+backend allows it (``Backend.prepares_ahead``), up to ``max_concurrent`` more tasks open and
+prepare their sandboxes while the others run, and a task collects its changes and closes
+its sandbox after giving its slot back, so the next command starts as soon as one exits. A
+task being prepared ahead, or prepared and waiting for a slot, is still ``pending`` (its phase
+says ``preparing``); it becomes ``running``, with its ``started_at``, when its command gets a
+slot.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +57,7 @@ from .results import RunResult, RunSummary
 from .runfolder.layout import RunLayout
 from .runfolder.writer import RunJournal, write_run_outputs, write_task_metadata
 from .setup_step import run_setup_step
+from .slots import Slots
 from .spend import SpendLedger
 from .task_output import TaskOutput, run_relative
 
@@ -158,6 +167,12 @@ class Engine:
         self._t0 = 0.0
         # Writing the records of queued tasks a stop cancelled (see _cancel_unstarted).
         self._settling: list[asyncio.Future[None]] = []
+        # Commands running at once; sandboxes are prepared and closed outside these slots.
+        self._slots = Slots(config.max_concurrent)
+        self._places: dict[str, int] = {}
+        self._task_t0: dict[str, float] = {}
+        # Tries of each task in this process (its attempt numbers go on from earlier runs).
+        self._tries: dict[str, int] = {}
 
     # -- public, loop thread only -------------------------------------------------------------
 
@@ -218,9 +233,12 @@ class Engine:
             prepared = await self._start_run(spec)
             await record_snapshot(prepared.snapshot, self.run_dir)
             await self._setup(prepared)
+            # Twice the slots where the backend allows: as many tasks again are prepared (or
+            # closed) while others run.
+            ahead = 2 if self.config.backend.prepares_ahead else 1
             workers = [
                 asyncio.create_task(self._worker(prepared), name=f"parallelcc-worker-{i}")
-                for i in range(min(self.config.max_concurrent, len(self._queue)))
+                for i in range(min(ahead * self.config.max_concurrent, len(self._queue)))
             ]
             await asyncio.gather(*workers)
         except BaseException:
@@ -284,11 +302,14 @@ class Engine:
     async def _worker(self, run: PreparedRun) -> None:
         while self._queue and not self.stopping:
             task = self._queue.popleft()
+            place = self._places[task.task_id] = self._slots.take_place()
             job = asyncio.create_task(self._run_task(task, run), name=task.task_id)
             self._running[task.task_id] = job
             job.add_done_callback(functools.partial(self._forget_job, task.task_id))
             # The job can be cancelled on its own; waiting on it must not cancel the worker.
             await asyncio.wait([job])
+            # Whatever happened to the task, it no longer holds up the line.
+            self._slots.leave_line(place)
             if job.cancelled():
                 # Cancelled before its first step ran: nothing was opened, only the record is left.
                 self._finish_unstarted(task, self._cancel_reasons.get(task.task_id, "cancelled"))
@@ -374,9 +395,6 @@ class Engine:
     async def _run_task(self, task: Task, run: PreparedRun) -> None:
         task_id = task.task_id
         files = self.layout.task(task_id)
-        started = datetime.now(UTC)
-        t0 = time.monotonic()
-        self._update(task_id, EventType.TASK_STARTED, status=TaskStatus.RUNNING, started_at=started)
         output = TaskOutput(files, self.run_dir, functools.partial(self._output_failed, task_id))
         try:
             output.open()
@@ -392,11 +410,13 @@ class Engine:
         fields = outcome.record_fields()
         fields.update(self.spend.task_totals(task_id))
         finished = datetime.now(UTC)
+        t0 = self._task_t0.pop(task_id, None)
+        self._tries.pop(task_id, None)
         record = self._update(
             task_id,
             None,
             finished_at=finished,
-            duration_s=time.monotonic() - t0,
+            duration_s=time.monotonic() - t0 if t0 is not None else None,
             phase=None,
             **fields,
         )
@@ -422,6 +442,7 @@ class Engine:
         while True:
             attempt += 1
             tries += 1
+            self._tries[task_id] = tries
             self._update(task_id, None, attempts=attempt)
             if adopted is not None:
                 output.log(f"[parallelcc] re-attached to sandbox {adopted.sandbox_id}\n")
@@ -496,6 +517,30 @@ class Engine:
             )
         return record
 
+    @contextlib.asynccontextmanager
+    async def _slot(self, task_id: str) -> AsyncIterator[None]:
+        first = task_id not in self._task_t0
+        place = self._places[task_id]
+        try:
+            # A retry does not queue behind tasks that have not started yet.
+            await self._slots.acquire(place if first else None)
+        except BaseException:
+            self._slots.leave_line(place)
+            raise
+        try:
+            if first:
+                # The first command of this task: from here it is running.
+                self._task_t0[task_id] = time.monotonic()
+                self._update(
+                    task_id,
+                    EventType.TASK_STARTED,
+                    status=TaskStatus.RUNNING,
+                    started_at=datetime.now(UTC),
+                )
+            yield
+        finally:
+            self._slots.release()
+
     def _on_sandbox(self, task_id: str, sandbox: Sandbox) -> None:
         self._update(
             task_id,
@@ -548,6 +593,13 @@ class Engine:
             )
 
     # -- decisions after a task ---------------------------------------------------------------
+
+    def _on_command_end(self, task_id: str, outcome: AttemptOutcome) -> None:
+        # Decided as the command exits, before its slot lets the next prepared task start.
+        retried = outcome.transient and self._tries.get(task_id, 0) <= self.config.retries
+        failed = outcome.status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT) and not retried
+        if self.config.fail_fast and failed and not self.stopping:
+            self._stop(f"fail-fast: task {task_id} {outcome.status.value}", spare=task_id)
 
     def _after_finish(self, record: TaskResult) -> None:
         self._apply_selection(record.task_id)
@@ -689,6 +741,12 @@ class _TaskChannel:
 
     def sandbox_opened(self, sandbox: Sandbox) -> None:
         self._engine._on_sandbox(self._task_id, sandbox)
+
+    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._engine._slot(self._task_id)
+
+    def command_ended(self, outcome: AttemptOutcome) -> None:
+        self._engine._on_command_end(self._task_id, outcome)
 
     def output(
         self, stream: Stream, line: str, progress: Sequence[Progress], redactor: Redactor

@@ -236,6 +236,7 @@ def rebuild_backend(described: Mapping[str, Any]) -> Backend:
             env_passthrough=list(described.get("env_passthrough") or ()),
             hide=list(described.get("hide") or ()),
             expose=list(described.get("expose") or ()),
+            workspace=described.get("workspace", "auto"),
         )
     if name == "e2b":
         return _rebuild_e2b(described)
@@ -332,13 +333,16 @@ def _config(
 
 
 def _fresh(record: TaskResult) -> TaskResult:
-    """A task about to run again: nothing of its earlier attempts but their count."""
+    """A task about to run again: nothing of its earlier attempts but their count.
+
+    A task whose command never got a slot (its sandbox only prepared ahead) has run no attempt.
+    """
     return TaskResult(
         task_id=record.task_id,
         prompt=record.prompt,
         output_path=record.output_path,
         metadata=record.metadata,
-        attempts=record.attempts,
+        attempts=record.attempts if record.started_at is not None else 0,
         candidate_of=record.candidate_of,
         candidate=record.candidate,
     )

@@ -10,6 +10,7 @@ from support.e2e import backend_for, local_run_options
 from support.gitrepo import make_repo
 
 import parallelcc_sdk as pcc
+from parallelcc_sdk.backends.overlay import overlay_available
 from parallelcc_sdk.errors import SetupError
 
 
@@ -103,3 +104,37 @@ def test_setup_on_a_backend_without_it_is_refused_before_anything_starts(
             ),
         )
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(not overlay_available(), reason="overlays cannot be mounted here")
+def test_setup_gives_the_same_results_in_overlays_as_in_checkouts(
+    tool_repo: Path, tmp_path: Path
+) -> None:
+    # With overlays the set-up's workspace is every task's lower layer; with checkouts each task
+    # gets a copy of it. One task changes nothing: the set-up's own outputs are seen the same.
+    agent = pcc.Command(
+        'test "$PARALLELCC_TASK_ID" = idle || { ./.tool/run > used.txt && echo change >> app.py; }'
+    )
+    seen = {}
+    for kind in ("overlay", "checkout"):
+        backend = pcc.LocalBackend(isolation="none", work_dir=tmp_path, workspace=kind)
+        result = pcc.run(
+            [pcc.Task("edit", id="edit"), pcc.Task("idle", id="idle")],
+            setup=setup_command(None),
+            **local_run_options(
+                tool_repo, tmp_path / f"results-{kind}", agent=agent, backend=backend
+            ),
+        )
+        assert result.success, result.df[["task_id", "status", "error"]]
+        assert {t.sandbox_info["workspace"] for t in result.tasks} == {kind}
+        seen[kind] = {
+            t.task_id: (
+                (Path(t.output_path or "") / "changes.patch").read_bytes(),
+                t.files_changed,
+                t.changed_paths,
+                t.excluded_paths,
+            )
+            for t in result.tasks
+        }
+    assert seen["overlay"] == seen["checkout"]
+    assert seen["overlay"]["edit"][1] == 2 and seen["overlay"]["idle"][1] == 0

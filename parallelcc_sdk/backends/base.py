@@ -232,6 +232,12 @@ class Backend(ABC):
             raise
         return PreparedRun(spec=run, snapshot=snapshot, scratch_dir=scratch)
 
+    prepares_ahead: ClassVar[bool] = False
+    """True when opening and preparing sandboxes ahead of a free ``max_concurrent`` slot is
+    cheap: up to ``max_concurrent`` more sandboxes then exist at once, waiting. False where a
+    sandbox is billed while it exists or counts against an account's limit on live sandboxes:
+    then at most ``max_concurrent`` exist at once."""
+
     supports_setup: ClassVar[bool] = False
     """True when :meth:`run_setup` is implemented (checked before a run with ``setup=`` starts)."""
 

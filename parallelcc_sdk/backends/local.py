@@ -2,7 +2,13 @@
 
 Folder names carry the run id, so whatever a run that died left behind can be found again:
 ``parallelcc-run.<run_id>.*`` is the run's scratch folder (the snapshot), and
-``parallelcc-box.<run_id>.<task>.<attempt>.*`` one sandbox. Both start with
+``parallelcc-box.<run_id>.<task>.<attempt>.*`` one sandbox.
+
+Workspaces are copy-on-write overlays where this machine can mount them (see ``overlay``): the
+run's snapshot is checked out once, into the run's scratch folder, as the read-only lower layer
+every task shares, and a task's workspace costs three empty folders, whatever the repository's
+size; collecting its changes looks only at what its upper layer holds. Elsewhere each task gets
+a git checkout of its own. Both give the same bytes. Both start with
 :data:`~parallelcc_sdk.backends.isolation.PRIVATE_PREFIX`, so no sandbox ever shows them to a
 task. Each holds an ``owner`` file naming the process that made it, and every process of a
 sandbox carries the sandbox's id and that owner in its environment.
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -20,10 +27,11 @@ import time
 import warnings
 import weakref
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..collection import ARCHIVE_NAME, collect_command, unpack_changes
+from ..collection import ARCHIVE_NAME, collect_command, unpack_changes, write_no_changes
 from ..contract import AgentContext, ChangeStats, Invocation, LineHandler
 from ..environment import checked_passthrough, task_environment
 from ..errors import (
@@ -54,10 +62,23 @@ from .isolation import (
     bubblewrap_argv,
     find_bubblewrap,
 )
+from .overlay import (
+    OverlayMode,
+    TaskLayers,
+    changed_paths_from_upper,
+    create_task_layers,
+    materialize_lower,
+    overlay_command,
+    overlay_mode,
+    pathspec_list,
+    remove_task_layers,
+)
 from .visibility import checked_paths, default_hidden, executable_toolchain, toolchains
 
 Isolation = Literal["auto", "bubblewrap", "none"]
 _ISOLATIONS = ("auto", "bubblewrap", "none")
+WorkspaceKind = Literal["auto", "overlay", "checkout"]
+_WORKSPACES = ("auto", "overlay", "checkout")
 _warned_fallbacks: set[str | None] = set()
 
 
@@ -77,6 +98,15 @@ _TASK_NAME_CHARS = 40
 _OWNERLESS_GRACE_S = 60.0
 _COLLECT_ERROR_LINES = 5
 _SETUP_DIR = "setup"
+_LOWER_DIR = "lower"
+
+
+@dataclass(frozen=True)
+class _Overlays:
+    """A run's shared lower layer, and how task overlays are mounted over it."""
+
+    mode: OverlayMode
+    lower: Path
 
 logger = logging.getLogger("parallelcc_sdk")
 
@@ -94,6 +124,11 @@ class LocalBackend(Backend):
     default); ``keep_workspaces`` leaves them on disk. A task's environment holds only an
     allow-list of this machine's variables (see ``environment``); ``env_passthrough`` names more
     to let through (``"PIP_*"`` lets through every ``PIP_`` variable).
+
+    ``workspace="overlay"`` gives each task a copy-on-write overlay of the run's snapshot
+    (checked out once per run); ``"checkout"`` a git checkout of its own; ``"auto"`` (the
+    default) overlays where they can be mounted in ``work_dir``, checkouts elsewhere. The kind in
+    force is in ``run.json`` and in each task's ``sandbox_info``.
     """
 
     name = "local"
@@ -107,13 +142,20 @@ class LocalBackend(Backend):
         hide: Sequence[str | os.PathLike[str]] = (),
         expose: Sequence[str | os.PathLike[str]] = (),
         env_passthrough: Sequence[str] = (),
+        workspace: WorkspaceKind = "auto",
     ) -> None:
+        if workspace not in _WORKSPACES:
+            raise ValidationError(
+                f"LocalBackend(workspace={workspace!r}) is not supported; "
+                f"use one of {', '.join(repr(w) for w in _WORKSPACES)}."
+            )
         if isolation not in _ISOLATIONS:
             raise ValidationError(
                 f"LocalBackend(isolation={isolation!r}) is not supported; "
                 f"use one of {', '.join(repr(i) for i in _ISOLATIONS)}."
             )
         self.isolation: Isolation = isolation
+        self.workspace: WorkspaceKind = workspace
         self.work_dir = Path(work_dir).resolve() if work_dir is not None else None
         self.keep_workspaces = keep_workspaces
         self.hide = checked_paths("hide", hide)
@@ -142,6 +184,21 @@ class LocalBackend(Backend):
     def isolation_declined(self) -> bool:
         return self.isolation == "none"
 
+    @property
+    def overlay_mode(self) -> OverlayMode | None:
+        """How task overlays are mounted, or ``None`` when tasks get checkouts.
+
+        The first call probes ``work_dir``'s filesystem (a tiny overlay, some 60 ms); later
+        ones are answered from a cache.
+        """
+        if self.workspace == "checkout":
+            return None
+        return overlay_mode(self.work_dir or Path(tempfile.gettempdir()))
+
+    @property
+    def workspace_in_force(self) -> Literal["overlay", "checkout"]:
+        return "overlay" if self.overlay_mode is not None else "checkout"
+
     def validate(self) -> None:
         if self.isolation != "none" and self.bubblewrap is None:
             if self.isolation == "bubblewrap":
@@ -154,6 +211,8 @@ class LocalBackend(Backend):
             raise ValidationError(
                 f"LocalBackend(work_dir={str(self.work_dir)!r}) is not a folder; create it first."
             )
+        if self.workspace == "overlay" and self.overlay_mode is None:
+            raise _no_overlays(self.work_dir)
 
     def scratch_parent(self) -> Path | None:
         return self.work_dir
@@ -164,24 +223,54 @@ class LocalBackend(Backend):
             self.work_dir, f"{_RUN_PREFIX}{run.run_id}.", run_dir=run.run_dir.resolve()
         )
 
+    async def start_run(self, run: RunSpec) -> PreparedRun:
+        prepared = await super().start_run(run)
+        try:
+            mode = await asyncio.to_thread(lambda: self.overlay_mode)
+            if mode is None:
+                if self.workspace == "overlay":
+                    raise _no_overlays(self.work_dir)
+                return prepared
+            # Once per run: the checkout every task's overlay shares, read-only.
+            lower = prepared.scratch_dir / _LOWER_DIR
+            await materialize_lower(prepared.snapshot, lower)
+        except BaseException:
+            await asyncio.shield(self.end_run(prepared))
+            raise
+        return PreparedRun(
+            spec=prepared.spec,
+            snapshot=prepared.snapshot,
+            scratch_dir=prepared.scratch_dir,
+            state=_Overlays(mode=mode, lower=lower),
+        )
+
     supports_setup = True
+    # Folders on this machine: a task prepared ahead costs nothing while it waits.
+    prepares_ahead = True
 
     async def run_setup(
         self, run: PreparedRun, invocation: Invocation, on_line: LineHandler
     ) -> int:
         # A sandbox like a task's, kept in the run's scratch folder: its workspace becomes the
-        # template every task's workspace is copied from (see setup_template).
+        # template every task's workspace is copied from, or the lower layer of every task's
+        # overlay (see setup_template).
         root = run.scratch_dir / _SETUP_DIR
         first = not root.exists()
         if first:
             await asyncio.to_thread(root.mkdir)
             (root / _OWNER_FILE).write_text(owner_token() + "\n", encoding="utf-8")
         spec = SandboxSpec(run=run, task_id="setup", attempt=1, task_dir=run.spec.run_dir)
+        # Set-up runs in a checkout, never in an overlay: with overlays, that checkout is the
+        # run's lower layer itself (moved, not copied), so every task's overlay starts from it.
         sandbox = LocalSandbox(root=root, spec=spec, backend=self, bubblewrap=self.bubblewrap)
         sandbox.keep = True  # closing kills what it left running, and keeps the template
+        overlays = run.state if isinstance(run.state, _Overlays) else None
         async with sandbox:
             if first:
-                await sandbox.prepare()
+                if overlays is not None:
+                    await asyncio.to_thread(sandbox.adopt_workspace, overlays.lower)
+                else:
+                    await sandbox.prepare()
                 # The ignore rules the snapshot was taken with, so `git status` there (and in
                 # the tasks' copies) sees what the change collection will see.
                 if run.snapshot.exclude_file.is_file():
@@ -197,7 +286,17 @@ class LocalBackend(Backend):
         root = await _make_owned_dir(
             self.work_dir, f"{_BOX_PREFIX}{spec.run_id}.{task}.{spec.attempt}."
         )
-        return LocalSandbox(root=root, spec=spec, backend=self, bubblewrap=self.bubblewrap)
+        overlays = spec.run.state if isinstance(spec.run.state, _Overlays) else None
+        if overlays is not None:
+            # After a set-up, its workspace (the checkout moved there) is the lower layer.
+            template = await asyncio.to_thread(setup_template, spec.run)
+            if template is not None:
+                # It differs from the snapshot in ignored files only (the set-up step checks), so
+                # an empty upper layer still means no change.
+                overlays = dataclasses.replace(overlays, lower=template)
+        return LocalSandbox(
+            root=root, spec=spec, backend=self, bubblewrap=self.bubblewrap, overlays=overlays
+        )
 
     def describe(self) -> Mapping[str, Any]:
         bwrap = self.bubblewrap
@@ -216,6 +315,9 @@ class LocalBackend(Backend):
             # The constructor's own arguments, so a resumed run can build this backend again.
             "hide": [str(p) for p in self.hide],
             "expose": [str(p) for p in self.exposed],
+            "workspace": self.workspace,
+            "workspace_in_force": self.workspace_in_force,
+            "overlay_mode": self.overlay_mode,
         }
         if self.work_dir is not None:
             described["work_dir"] = str(self.work_dir)
@@ -252,6 +354,15 @@ class LocalBackend(Backend):
         return await asyncio.to_thread(_cleanup, journal.run_id, parent, run_over=run_over)
 
 
+def _no_overlays(work_dir: Path | None) -> BackendUnavailableError:
+    where = str(work_dir) if work_dir is not None else "the temporary folder"
+    return BackendUnavailableError(
+        f"LocalBackend(workspace='overlay') cannot mount overlays in {where} here (it needs "
+        "Linux overlayfs and `unshare`, as root or in a user namespace); use "
+        "workspace='checkout', or a work_dir on another filesystem."
+    )
+
+
 def _warn_fallback() -> None:
     # Once per process and bubblewrap install: the isolation in force is also in every record.
     executable = shutil.which(BWRAP)
@@ -272,7 +383,13 @@ class LocalSandbox(Sandbox):
     """A folder holding ``workspace/``, ``home/`` and ``tmp/`` for one task attempt."""
 
     def __init__(
-        self, *, root: Path, spec: SandboxSpec, backend: LocalBackend, bubblewrap: Bubblewrap | None
+        self,
+        *,
+        root: Path,
+        spec: SandboxSpec,
+        backend: LocalBackend,
+        bubblewrap: Bubblewrap | None,
+        overlays: _Overlays | None = None,
     ) -> None:
         self.root = root
         self.spec = spec
@@ -281,7 +398,11 @@ class LocalSandbox(Sandbox):
         self.keep = backend.keep_workspaces
         self.sandbox_id = f"{_SANDBOX_ID_PREFIX}{root.name}"
         self.isolation = "bubblewrap" if bubblewrap is not None else "none"
+        # With overlays, the workspace is the mount point: empty on the host, the snapshot
+        # plus the task's changes inside the task's own mount namespace.
         self.workspace = root / "workspace"
+        self.overlays = overlays
+        self._layers: TaskLayers | None = None
         self.home = root / "home"
         self.tmp = root / "tmp"
         self._owner = owner_token()
@@ -298,16 +419,48 @@ class LocalSandbox(Sandbox):
         )
 
     def describe(self) -> Mapping[str, Any]:
-        return {"root": str(self.root), "isolation": self.isolation}
+        described: dict[str, Any] = {"root": str(self.root), "isolation": self.isolation}
+        if self.overlays is not None:
+            described.update(workspace="overlay", overlay_mode=self.overlays.mode)
+        else:
+            described["workspace"] = "checkout"
+        return described
 
     async def prepare(self) -> None:
-        self.home.mkdir(exist_ok=True)
-        self.tmp.mkdir(exist_ok=True)
+        if self.overlays is not None:
+            self._layers = await asyncio.to_thread(self._make_folders)
+            return
+        await asyncio.to_thread(self._make_folders)
         template = setup_template(self.spec.run)
         if template is not None:
             await copy_tree(template, self.workspace)
         else:
             await create_workspace(self.spec.snapshot, self.workspace)
+
+    def _make_folders(self) -> TaskLayers | None:
+        self.home.mkdir(exist_ok=True)
+        self.tmp.mkdir(exist_ok=True)
+        # O(1): the overlay's folders (upper, work, the mount point); nothing is copied.
+        return create_task_layers(self.root) if self.overlays is not None else None
+
+    def adopt_workspace(self, checkout: Path) -> None:
+        """Makes the folders, with the existing ``checkout`` moved in as the workspace."""
+        self._make_folders()
+        checkout.rename(self.workspace)
+
+    def _in_overlay(self, argv: list[str]) -> list[str]:
+        """``argv`` run with the task's overlay mounted at its workspace, where it has one."""
+        if self.overlays is None or self._layers is None:
+            return argv
+        layers = self._layers
+        return overlay_command(
+            argv,
+            self.overlays.lower,
+            layers.upper,
+            layers.work,
+            layers.mountpoint,
+            mode=self.overlays.mode,
+        )
 
     async def exec(self, invocation: Invocation, on_line: LineHandler) -> int:
         await asyncio.to_thread(self._write_files, invocation)
@@ -334,6 +487,7 @@ class LocalSandbox(Sandbox):
                 path_env=env["PATH"],
             )
             argv = bubblewrap_argv(argv, bwrap=self.bubblewrap, plan=plan, cwd=self.workspace)
+        argv = await asyncio.to_thread(self._in_overlay, argv)
         return await self._run(argv, env=env, stdin=invocation.stdin, on_line=on_line)
 
     def _mount_plan(
@@ -370,10 +524,23 @@ class LocalSandbox(Sandbox):
 
     async def collect(self, dest: Path) -> ChangeStats:
         snapshot = self.spec.snapshot
+        stage_lists: tuple[str, str] | None = None
+        if self.overlays is not None and self._layers is not None:
+            # The task's processes are gone (exec kills them all before it returns): its upper
+            # layer holds every path it changed, and nothing else can differ from the snapshot.
+            changed, deleted = await asyncio.to_thread(
+                changed_paths_from_upper, self._layers.upper, self.overlays.lower
+            )
+            if not changed and not deleted:
+                return await asyncio.to_thread(write_no_changes, dest)
         # A fresh folder per collection that no task process can reach: bubblewrap binds it only
         # into the collecting command's own sandbox.
         out = self.root / "collect"
         await asyncio.to_thread(_fresh_dir, out)
+        if self.overlays is not None and self._layers is not None:
+            stage_lists = (str(out / "deleted"), str(out / "changed"))
+            await asyncio.to_thread((out / "deleted").write_bytes, pathspec_list(deleted))
+            await asyncio.to_thread((out / "changed").write_bytes, pathspec_list(changed))
         exclude: Path | None = None
         if snapshot.exclude_file.is_file():
             exclude = out / "exclude"
@@ -387,6 +554,7 @@ class LocalSandbox(Sandbox):
                 object_dirs=object_dirs,
                 exclude_file=str(exclude) if exclude is not None else None,
                 exclude_changes=self.spec.exclude_changes,
+                stage_lists=stage_lists,
             )
         )
         # The task's allow-list without its passthrough: git needs nothing the user lets through.
@@ -412,6 +580,8 @@ class LocalSandbox(Sandbox):
                 path_env=env["PATH"],
             )
             argv = bubblewrap_argv(argv, bwrap=self.bubblewrap, plan=plan, cwd=out)
+        # The overlay exists only in a mount namespace: collecting mounts it again.
+        argv = await asyncio.to_thread(self._in_overlay, argv)
         errors: list[str] = []
 
         def on_line(stream: str, line: str) -> None:
@@ -434,7 +604,8 @@ class LocalSandbox(Sandbox):
         if self._cgroup is not None:
             await asyncio.to_thread(self._cgroup.remove)
         if not self.keep:
-            await asyncio.to_thread(shutil.rmtree, self.root, True)
+            # The overlay's work folder holds folders of mode 000 (see remove_task_layers).
+            await asyncio.to_thread(remove_task_layers, self.root)
 
     async def _run(
         self,
@@ -462,13 +633,21 @@ class LocalSandbox(Sandbox):
 
     def _write_files(self, invocation: Invocation) -> None:
         for file in invocation.files:
-            path = Path(file.path)
+            path = self._host_path(Path(file.path))
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Created with its final mode: a credential is never readable by others, even briefly.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file.mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(file.content)
             os.chmod(path, file.mode)
+
+    def _host_path(self, path: Path) -> Path:
+        """Where to write, on the host, a file the command will see at ``path``."""
+        if self._layers is not None and path.is_relative_to(self._layers.mountpoint):
+            # On the host the mount point is an empty folder: the upper layer is what the
+            # command will see there.
+            return self._layers.upper / path.relative_to(self._layers.mountpoint)
+        return path
 
 
 def setup_template(run: PreparedRun) -> Path | None:
@@ -629,7 +808,7 @@ def _cleanup(run_id: str | None, parent: Path, *, run_over: bool = False) -> lis
             continue
         if not is_box:
             run_dirs += _recorded_run_dir(path)
-        shutil.rmtree(path, ignore_errors=True)
+        remove_task_layers(path)
         what = f"{_SANDBOX_ID_PREFIX}{path.name}" if is_box else "run scratch folder"
         closed.append(f"{what} (folder {path})")
     # Only once its leftovers are gone does a dead run read as over.

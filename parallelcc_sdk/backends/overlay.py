@@ -72,14 +72,15 @@ _OPTIONS: dict[OverlayMode, str] = {
 # $6 the mount executable, then the command. The layers are passed to the kernel as
 # /proc/self/fd/N so that no path needs escaping (the legacy option string splits on "," and
 # ":"). A volatile overlay leaves a marker in its work folder that refuses a second mount of the
-# same layers (to collect the changes) until removed. The lower path is then mounted read-only
+# same layers (to collect the changes) until removed (tested first: ``[`` is a builtin, ``rm``
+# a process, and the first mount has nothing to remove). The lower path is then mounted read-only
 # over itself; nosuid,nodev,noexec only add restrictions, which a user namespace may always do
 # (dropping a locked flag it may not).
 # A working folder at or below the mount point still means the folder under the mount until
 # it is entered again by its path.
 _MOUNT_SCRIPT = """set -e
 m=$6
-rm -rf "$3/work/incompat"
+[ ! -e "$3/work/incompat" ] || rm -rf "$3/work/incompat"
 exec 3<"$1" 4<"$2" 5<"$3"
 "$m" -t overlay overlay -o "$5,lowerdir=/proc/self/fd/3,upperdir=/proc/self/fd/4,\
 workdir=/proc/self/fd/5" "$4"

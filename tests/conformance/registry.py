@@ -42,12 +42,28 @@ class BackendUnderTest:
 
 
 def make_local_none(work_dir: Path) -> pcc.Backend:
-    return pcc.LocalBackend(isolation="none", work_dir=work_dir)
+    return pcc.LocalBackend(isolation="none", work_dir=work_dir, workspace="checkout")
 
 
 def make_local_bubblewrap(work_dir: Path) -> pcc.Backend:
     bubblewrap_backend()  # fails loudly where bubblewrap is missing
-    return pcc.LocalBackend(isolation="bubblewrap", work_dir=work_dir)
+    return pcc.LocalBackend(isolation="bubblewrap", work_dir=work_dir, workspace="checkout")
+
+
+def make_local_overlay_none(work_dir: Path) -> pcc.Backend:
+    return _overlay(pcc.LocalBackend(isolation="none", work_dir=work_dir, workspace="overlay"))
+
+
+def make_local_overlay_bubblewrap(work_dir: Path) -> pcc.Backend:
+    bubblewrap_backend()
+    return _overlay(
+        pcc.LocalBackend(isolation="bubblewrap", work_dir=work_dir, workspace="overlay")
+    )
+
+
+def _overlay(backend: pcc.LocalBackend) -> pcc.Backend:
+    backend.validate()  # fails loudly where overlays cannot be mounted
+    return backend
 
 
 def local_leftovers(run_dir: Path, sandbox_id: str, info: Mapping[str, Any]) -> list[str]:
@@ -107,6 +123,17 @@ BACKENDS: list[BackendUnderTest] = [
     BackendUnderTest(
         "local-bubblewrap",
         "conformance.registry:make_local_bubblewrap",
+        local_leftovers,
+        marks=(pytest.mark.bwrap,),
+    ),
+    BackendUnderTest(
+        "local-overlay-none",
+        "conformance.registry:make_local_overlay_none",
+        local_leftovers,
+    ),
+    BackendUnderTest(
+        "local-overlay-bubblewrap",
+        "conformance.registry:make_local_overlay_bubblewrap",
         local_leftovers,
         marks=(pytest.mark.bwrap,),
     ),
