@@ -114,7 +114,10 @@ class ScriptRun:
         return sandbox_processes_under(self.tmp)
 
     def folders(self) -> list[str]:
-        return sorted(p.name for p in self.tmp.iterdir() if p.name.startswith("parallelcc-"))
+        """The run's scratch folder and its sandboxes (not the short-lived probes that check,
+        before a run, whether bubblewrap or overlays work here)."""
+        names = (p.name for p in self.tmp.iterdir())
+        return sorted(n for n in names if n.startswith(("parallelcc-run.", "parallelcc-box.")))
 
     def leftovers(self, settle_s: float = 5.0) -> tuple[list[int], list[str]]:
         """Processes and folders still there once killed processes had a moment to go."""
