@@ -96,7 +96,11 @@ def test_a_second_ctrl_c_while_closing_says_what_it_waits_for_and_leaves_nothing
     # The commands ignore SIGTERM, so closing their sandboxes takes the kill's grace period:
     # the second Ctrl-C arrives while they are still being closed.
     command = "trap '' TERM; echo ready; sleep 60"
-    with script_run(repo, tmp_path, tasks=SMALL, at_once=SMALL_AT_ONCE, command=command) as run:
+    # In a checkout the command itself gets the SIGTERM it ignores; in an overlay workspace its
+    # mount namespace's wrapper would take the SIGTERM and end it at once, with nothing to wait for.
+    with script_run(
+        repo, tmp_path, tasks=SMALL, at_once=SMALL_AT_ONCE, command=command, workspace="checkout"
+    ) as run:
         run.wait_running()
         stop_with(run, signal.SIGINT, signal.SIGINT)
         assert run.exit_s < SMALL_STOP_S

@@ -28,12 +28,12 @@ import sys
 import time
 import parallelcc_sdk as pcc
 
-repo, out, tasks, at_once, command, how = sys.argv[1:7]
+repo, out, tasks, at_once, command, how, workspace = sys.argv[1:8]
 options = dict(
     repo=repo,
     output_dir=out,
     agent=pcc.Command(command),
-    backend=pcc.LocalBackend(isolation="none"),
+    backend=pcc.LocalBackend(isolation="none", workspace=workspace),
     max_concurrent=int(at_once),
     progress="off",
 )
@@ -145,6 +145,7 @@ def script_run(
     at_once: int,
     command: str = "sleep 60",
     how: str = "run",
+    workspace: str = "auto",
 ) -> Iterator[ScriptRun]:
     """Starts the script; whatever happens, no process of its sandboxes outlives the test."""
     tmp = where / "tmp"
@@ -161,7 +162,7 @@ def script_run(
     output_dir = where / "results"
     argv = [sys.executable, str(script), str(repo), str(output_dir), str(tasks), str(at_once)]
     proc = subprocess.Popen(
-        [*argv, command, how],
+        [*argv, command, how, workspace],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
