@@ -420,6 +420,9 @@ class Engine:
             attempt += 1
             tries += 1
             self._update(task_id, None, attempts=attempt)
+            # Journaled now, not when the sandbox opens: a process killed in between still
+            # counts this attempt when the run is resumed.
+            self.journal.update(self.results[task_id])
             if attempt > 1:
                 output.log(f"[parallelcc] attempt {attempt}\n")
             spec = SandboxSpec(
