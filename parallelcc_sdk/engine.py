@@ -444,6 +444,9 @@ class Engine:
             tries += 1
             self._tries[task_id] = tries
             self._update(task_id, None, attempts=attempt)
+            # Journaled now, not when the sandbox opens: a process killed in between still
+            # counts this attempt when the run is resumed.
+            self.journal.update(self.results[task_id])
             if adopted is not None:
                 output.log(f"[parallelcc] re-attached to sandbox {adopted.sandbox_id}\n")
             elif attempt > 1:
