@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._git import git
+from ._quiet import run_quietly
 from .collection import (
     ARCHIVE_NAME,
     CHANGED_FILES_DIR,
@@ -99,21 +100,10 @@ async def collect_changes(
             exclude_file=str(exclude_file) if exclude_file is not None else None,
             exclude_changes=exclude_changes,
         )
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            env={"PATH": os.environ.get("PATH", os.defpath), "HOME": scratch},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        code, err = await run_quietly(
+            argv, env={"PATH": os.environ.get("PATH", os.defpath), "HOME": scratch}
         )
-        try:
-            _, err = await proc.communicate()
-        except BaseException:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            raise
-        if proc.returncode != 0:
-            message = err.decode(errors="replace").strip() or f"exit code {proc.returncode}"
+        if code != 0:
+            message = err.strip() or f"exit code {code}"
             raise ChangeCollectionError(f"could not collect the changes: {message}")
         return await asyncio.to_thread(unpack_changes, out / ARCHIVE_NAME, dest)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .._quiet import run_quietly
 from ..collection import ARCHIVE_NAME, collect_command, unpack_changes, write_no_changes
 from ..contract import AgentContext, ChangeStats, Invocation, LineHandler
 from ..environment import checked_passthrough, task_environment
@@ -660,21 +661,9 @@ async def copy_tree(source: Path, dest: Path) -> None:
     """``source`` copied to the new folder ``dest``: modes, times and links as they are, blocks
     shared where the filesystem can (reflinks)."""
     argv = ("cp", "-a", "--reflink=auto", "--", str(source), str(dest))
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, err = await proc.communicate()
-    except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise OSError(f"could not copy the set-up workspace: {err.decode(errors='replace')}")
+    code, err = await run_quietly(argv)
+    if code != 0:
+        raise OSError(f"could not copy the set-up workspace: {err}")
 
 
 class _Sweeper:
