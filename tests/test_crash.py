@@ -102,6 +102,8 @@ def test_a_second_ctrl_c_while_closing_says_what_it_waits_for_and_leaves_nothing
         repo, tmp_path, tasks=SMALL, at_once=SMALL_AT_ONCE, command=command, workspace="checkout"
     ) as run:
         run.wait_running()
+        # A process exists before its shell has set the trap: wait until each one said so.
+        run.wait_output("ready", SMALL_AT_ONCE)
         stop_with(run, signal.SIGINT, signal.SIGINT)
         assert run.exit_s < SMALL_STOP_S
         assert "SIGINT received again: still closing 5 tasks: task-1 (" in run.stderr

@@ -37,16 +37,22 @@ def start_and_wait_running(
     wait_for(lambda: len(set(cli.run_dirs()) - before) == 1, what="the run folder")
     (run_dir,) = set(cli.run_dirs()) - before
     wait_for(lambda: running_tasks(run_dir) == n, what=f"{n} running tasks")
-    # The journal names the sandbox as it opens; the command starts a moment later.
-    wait_for(lambda: len(cli.leftovers(run_dir)[0]) >= n, what="the task processes")
+    # The journal names the sandbox as it opens; the command starts a moment later (and the
+    # next tasks' sandboxes are being prepared meanwhile): each running command says "ready".
+    wait_for(lambda: printed_ready(run_dir) >= n, what=f"{n} commands printing 'ready'")
     return proc, run_dir
+
+
+def printed_ready(run_dir: Path) -> int:
+    logs = run_dir.glob("task-*/execution.log")
+    return sum(1 for log in logs if "ready" in log.read_text(errors="replace").split("\n"))
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_the_run_closes_everything_and_writes_the_report(
     cli: Cli, signum: signal.Signals, code: int
 ) -> None:
-    proc, run_dir = start_and_wait_running(cli, "sleep 30")
+    proc, run_dir = start_and_wait_running(cli, "echo ready; sleep 30")
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
@@ -89,7 +95,7 @@ def test_second_ctrl_c_says_what_it_waits_for_and_still_leaves_nothing(cli: Cli)
 
 
 def kill_9_run(cli: Cli) -> Path:
-    proc, run_dir = start_and_wait_running(cli, "sleep 30")
+    proc, run_dir = start_and_wait_running(cli, "echo ready; sleep 30")
     proc.kill()
     proc.communicate(timeout=10)
     return run_dir

@@ -75,6 +75,15 @@ class ScriptRun:
             lambda: len(self.processes()) >= self.at_once, timeout, f"{self.at_once} commands"
         )
 
+    def wait_output(self, line: str, tasks: int, timeout: float = 60) -> None:
+        """Until ``tasks`` tasks have printed ``line`` (their logs are written as they run)."""
+
+        def printed() -> int:
+            logs = self.output_dir.glob("*/task-*/execution.log")
+            return sum(1 for log in logs if line in log.read_text(errors="replace").split("\n"))
+
+        self._wait(lambda: printed() >= tasks, timeout, f"{tasks} tasks printing {line!r}")
+
     def _wait(self, ready: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
