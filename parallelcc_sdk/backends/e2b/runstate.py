@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -260,7 +260,7 @@ class E2BRun:
     async def run_setup(self, invocation: Invocation, on_line: LineHandler) -> int:
         """Runs a set-up command in the base sandbox, before any fork: every fork inherits its
         result. The private files (SSH key, npm token) are there while it runs, not after."""
-        from .streaming import follow  # it imports this module
+        from .streaming import run_followed  # it imports this module
 
         base = self.base
         if base is None:
@@ -277,21 +277,15 @@ class E2BRun:
                 raise sandbox_error(base.sandbox_id, exc, "writing the set-up's files") from exc
         text = run_shell(invocation.argv, stdin_path=None, files=files, mark=False)
 
-        def start(on_stdout: Callable[[str], None], on_stderr: Callable[[str], None]) -> Any:
-            return base.commands.run(
+        try:
+            return await run_followed(
+                base,
                 text,
-                background=True,
                 envs={**invocation.env, "HOME": HOME},
                 cwd=WORKSPACE,
-                on_stdout=on_stdout,
-                on_stderr=on_stderr,
-                timeout=0,
+                on_line=on_line,
                 request_timeout=UPLOAD_TIMEOUT_S,
-                retain_output=False,
             )
-
-        try:
-            return await follow(base.sandbox_id, start, on_line)
         finally:
             if files:
                 # Forks copy the base's disk: what is secret must be gone before the first one.

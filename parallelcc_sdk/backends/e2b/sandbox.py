@@ -28,7 +28,7 @@ from .scripts import (
     run_shell,
 )
 from .sdk import SandboxLostError, sandbox_error
-from .streaming import follow
+from .streaming import follow, run_followed
 
 if TYPE_CHECKING:
     from e2b import AsyncSandbox
@@ -111,22 +111,14 @@ class E2BSandbox(Sandbox):
         await self._write(files, stdin_path, invocation.stdin)
         text = run_shell(invocation.argv, stdin_path=stdin_path, files=files)
 
-        def start(on_stdout: Callable[[str], None], on_stderr: Callable[[str], None]) -> Any:
-            return self.sdk.commands.run(
-                text,
-                background=True,
-                # Credentials travel here, in the process's environment, never in its text.
-                envs={**invocation.env, "HOME": HOME},
-                cwd=WORKSPACE,
-                on_stdout=on_stdout,
-                on_stderr=on_stderr,
-                # No deadline: the engine enforces the task's time limit (cancelling this).
-                timeout=0,
-                request_timeout=REQUEST_TIMEOUT_S,
-                retain_output=False,
-            )
-
-        return await follow(self.sandbox_id, start, on_line)
+        return await run_followed(
+            self.sdk,
+            text,
+            envs={**invocation.env, "HOME": HOME},
+            cwd=WORKSPACE,
+            on_line=on_line,
+            request_timeout=REQUEST_TIMEOUT_S,
+        )
 
     async def collect(self, dest: Path) -> ChangeStats:
         from e2b import CommandExitException

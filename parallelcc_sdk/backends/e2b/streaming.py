@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...contract import LineHandler
@@ -18,9 +18,9 @@ from .runstate import KILL_TIMEOUT_S
 from .sdk import sandbox_error
 
 if TYPE_CHECKING:
-    from e2b import AsyncCommandHandle
+    from e2b import AsyncCommandHandle, AsyncSandbox
 
-__all__ = ["Starter", "follow"]
+__all__ = ["Starter", "follow", "run_followed"]
 
 logger = logging.getLogger("parallelcc_sdk")
 
@@ -63,6 +63,35 @@ async def follow(sandbox_id: str, start: Starter, on_line: LineHandler) -> int:
     for line in err.finish():
         on_line("stderr", line)
     return code
+
+
+async def run_followed(
+    sdk: AsyncSandbox,
+    text: str,
+    *,
+    envs: Mapping[str, str],
+    cwd: str,
+    on_line: LineHandler,
+    request_timeout: float,
+) -> int:
+    """Starts the shell ``text`` in the background in ``sdk``'s sandbox and follows it."""
+
+    def start(on_stdout: Callable[[str], None], on_stderr: Callable[[str], None]) -> Any:
+        return sdk.commands.run(
+            text,
+            background=True,
+            # Credentials travel here, in the process's environment, never in its text.
+            envs=dict(envs),
+            cwd=cwd,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+            # No deadline: the engine enforces the task's time limit (cancelling this).
+            timeout=0,
+            request_timeout=request_timeout,
+            retain_output=False,
+        )
+
+    return await follow(sdk.sandbox_id, start, on_line)
 
 
 async def _kill(sandbox_id: str, handle: AsyncCommandHandle[Any]) -> None:
