@@ -14,6 +14,7 @@ import io
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import parallelcc_sdk as pcc
@@ -31,6 +32,8 @@ class SyntheticHandle:
 
     def __init__(self, tasks: int) -> None:
         self.run_id = "bench"
+        self.run_dir = Path("parallel-results") / "bench"
+        self.blocking = False
         self.status = "running"
         self.elapsed_s = 0.0
         self.records = [pcc.TaskResult(task_id=f"task-{i}", prompt="p") for i in range(tasks)]
@@ -141,8 +144,9 @@ async def _drive(handle: SyntheticHandle, seconds: float) -> tuple[int, float]:
 
 def run(quick: bool) -> Report:
     import comm
+    from rich.console import Console
 
-    from parallelcc_sdk.views.text import TextView
+    from parallelcc_sdk.views.terminal import TerminalView
     from parallelcc_sdk.views.widget import WidgetView
 
     report = Report("events", quick)
@@ -160,7 +164,8 @@ def run(quick: bool) -> Report:
 
     def terminal(handle: SyntheticHandle) -> Callable[[], int]:
         stream = CountingStream()
-        view = TextView(handle, stream, interactive=True)
+        console = Console(file=stream, force_terminal=True, width=100, height=40)
+        view = TerminalView(handle, stream, console=console)
         return lambda: (view.throttle.close(), stream.writes)[1]
 
     baseline_us = 0.0
